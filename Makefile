@@ -1,0 +1,37 @@
+# pop3-handler: one POP3 session on stdin/stdout.
+
+CC ?= cc
+CFLAGS ?= -O2 -g -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+CPPFLAGS += -D_GNU_SOURCE
+LDLIBS = -lpam -llockfile -lmd -lxxhash
+PREFIX = /usr/local
+SBINDIR = $(PREFIX)/sbin
+DESTDIR =
+BATS ?= bats
+
+PROG = pop3-handler
+OBJS = pop3-handler.o auth.o maildrop.o
+
+all: $(PROG)
+
+$(PROG): $(OBJS)
+	$(CC) $(LDFLAGS) -o $@ $(OBJS) $(LDLIBS)
+
+pop3-handler.o: pop3-handler.c params.h auth.h maildrop.h
+auth.o: auth.c params.h auth.h
+maildrop.o: maildrop.c params.h maildrop.h
+
+check: $(PROG)
+	BATS=$(BATS) sh tests/run
+
+install: $(PROG)
+	install -d $(DESTDIR)$(SBINDIR)
+	install -m 755 $(PROG) $(DESTDIR)$(SBINDIR)/$(PROG)
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/$(PROG)
+
+clean:
+	rm -f $(PROG) $(OBJS)
+
+.PHONY: all check install uninstall clean

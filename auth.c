@@ -1,0 +1,257 @@
+/*
+ * Authentication through Linux-PAM or an APOP secrets file, and the drop to
+ * the user's identity. Secrets are wiped as soon as they have been used.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <md5.h>
+#include <pwd.h>
+#include <security/pam_appl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "auth.h"
+
+struct conv_data {
+	const char *user;
+	const char *password;
+};
+
+/*
+ * Answers PAM's prompts: the password to a hidden prompt, the user name to
+ * an echoed one (PAM knows the user already, so that one rarely comes).
+ */
+static int conversation(int n, const struct pam_message **msg,
+    struct pam_response **resp, void *appdata)
+{
+	struct conv_data *d = appdata;
+	struct pam_response *r;
+	int i;
+
+	if (n <= 0 || n > PAM_MAX_NUM_MSG)
+		return PAM_CONV_ERR;
+	if (!(r = calloc(n, sizeof(*r))))
+		return PAM_BUF_ERR;
+	for (i = 0; i < n; i++) {
+		switch (msg[i]->msg_style) {
+		case PAM_PROMPT_ECHO_OFF:
+			r[i].resp = strdup(d->password);
+			break;
+		case PAM_PROMPT_ECHO_ON:
+			r[i].resp = strdup(d->user);
+			break;
+		case PAM_ERROR_MSG:
+		case PAM_TEXT_INFO:
+			continue;
+		default:
+			goto fail;
+		}
+		if (!r[i].resp)
+			goto fail;
+	}
+	*resp = r;
+	return PAM_SUCCESS;
+
+fail:
+	for (i = 0; i < n; i++)
+		if (r[i].resp) {
+			explicit_bzero(r[i].resp, strlen(r[i].resp));
+			free(r[i].resp);
+		}
+	free(r);
+	return PAM_CONV_ERR;
+}
+
+int auth_pam(const char *service, char *user, const char *password,
+    const char *rhost)
+{
+	struct conv_data d = { user, password };
+	struct pam_conv conv = { conversation, &d };
+	pam_handle_t *pamh;
+	const void *item;
+	int status;
+
+	status = pam_start(service, user, &conv, &pamh);
+	if (status != PAM_SUCCESS) {
+		syslog(LOG_ERR, "pam_start(%s): %s", service,
+		    pam_strerror(NULL, status));
+		return -1;
+	}
+	if (rhost)
+		status = pam_set_item(pamh, PAM_RHOST, rhost);
+	if (status == PAM_SUCCESS)
+		status = pam_authenticate(pamh, PAM_DISALLOW_NULL_AUTHTOK);
+	if (status == PAM_SUCCESS)
+		status = pam_acct_mgmt(pamh, PAM_DISALLOW_NULL_AUTHTOK);
+	if (status == PAM_SUCCESS &&
+	    pam_get_item(pamh, PAM_USER, &item) == PAM_SUCCESS && item) {
+		if (strlen(item) > MAX_USER)
+			status = PAM_USER_UNKNOWN;
+		else
+			strcpy(user, item);
+	}
+	if (status != PAM_SUCCESS)
+		syslog(LOG_NOTICE, "PAM (%s): %s", service,
+		    pam_strerror(pamh, status));
+	pam_end(pamh, status);
+	return status == PAM_SUCCESS ? 0 : -1;
+}
+
+/*
+ * Finds user's secret in the secrets file. The file must be a regular file
+ * owned by root or by us, with no access for group or others. Returns 1 with
+ * the secret in buf, 0 when the user has none, or -1 when the file is
+ * refused. Every line read is wiped.
+ */
+static int find_secret(const char *file, const char *user, char *buf,
+    size_t size)
+{
+	char line[MAX_SECRET_LINE + 1];
+	size_t ulen = strlen(user);
+	struct stat st;
+	FILE *f;
+	int fd, found = 0, lineno = 0, skipping = 0;
+
+	fd = open(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		syslog(LOG_ERR, "%s: %m", file);
+		return -1;
+	}
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) ||
+	    (st.st_uid != 0 && st.st_uid != geteuid()) ||
+	    (st.st_mode & 077)) {
+		syslog(LOG_ERR, "%s: refused: the secrets file must be a "
+		    "regular file owned by root or uid %lu, mode 600 or less",
+		    file, (unsigned long)geteuid());
+		close(fd);
+		return -1;
+	}
+	if (!(f = fdopen(fd, "r"))) {
+		close(fd);
+		return -1;
+	}
+	while (!found && fgets(line, sizeof(line), f)) {
+		size_t len = strlen(line);
+		int whole = len && line[len - 1] == '\n';
+
+		if (skipping) {		/* the rest of an overlong line */
+			skipping = !whole;
+			continue;
+		}
+		lineno++;
+		if (!whole && !feof(f)) {
+			syslog(LOG_WARNING, "%s:%d: line too long, ignored",
+			    file, lineno);
+			skipping = 1;
+			continue;
+		}
+		line[len -= whole] = '\0';
+		if (len && line[len - 1] == '\r')
+			line[--len] = '\0';
+		if (line[0] == '#' || line[0] == '\0')
+			continue;
+		if (!strncmp(line, user, ulen) && line[ulen] == ':' &&
+		    len - ulen - 1 < size) {
+			strcpy(buf, line + ulen + 1);
+			found = 1;
+		}
+	}
+	explicit_bzero(line, sizeof(line));
+	fclose(f);
+	return found;
+}
+
+int auth_has_secret(const char *file, const char *user)
+{
+	char secret[MAX_SECRET_LINE + 1];
+	int found = find_secret(file, user, secret, sizeof(secret));
+
+	explicit_bzero(secret, sizeof(secret));
+	return found;
+}
+
+int auth_apop(const char *file, const char *user, const char *timestamp,
+    const char *digest)
+{
+	static const char hex[] = "0123456789abcdef";
+	char secret[MAX_SECRET_LINE + 1];
+	unsigned char md[MD5_DIGEST_LENGTH];
+	unsigned char diff = 0;
+	MD5_CTX ctx;
+	int found, i;
+
+	found = find_secret(file, user, secret, sizeof(secret));
+	if (found != 1)		/* the same work for a user with no secret */
+		strcpy(secret, "no secret for this user");
+	MD5Init(&ctx);
+	MD5Update(&ctx, (const uint8_t *)timestamp, strlen(timestamp));
+	MD5Update(&ctx, (const uint8_t *)secret, strlen(secret));
+	MD5Final(md, &ctx);
+	explicit_bzero(secret, sizeof(secret));
+	explicit_bzero(&ctx, sizeof(ctx));
+	if (strlen(digest) != 2 * MD5_DIGEST_LENGTH)
+		diff = 1;
+	else
+		for (i = 0; i < MD5_DIGEST_LENGTH; i++) {
+			diff |= (digest[2 * i] | 0x20) ^ hex[md[i] >> 4];
+			diff |= (digest[2 * i + 1] | 0x20) ^ hex[md[i] & 15];
+		}
+	explicit_bzero(md, sizeof(md));
+	if (found != 1) {
+		if (found == 0)
+			syslog(LOG_NOTICE, "APOP: no secret for this user");
+		return -1;
+	}
+	if (diff)
+		syslog(LOG_NOTICE, "APOP: wrong digest");
+	return diff ? -1 : 0;
+}
+
+/* Fills u with the user's name, uid and home. */
+static void describe(struct auth_user *u, const char *name, uid_t uid,
+    const char *home)
+{
+	snprintf(u->name, sizeof(u->name), "%s", name);
+	u->uid = uid;
+	snprintf(u->home, sizeof(u->home), "%s", home ? home : "/");
+}
+
+int auth_become(const char *user, struct auth_user *u)
+{
+	struct passwd *pw;
+
+	if (geteuid() != 0) {
+		pw = getpwuid(geteuid());
+		describe(u, user, geteuid(), pw ? pw->pw_dir : getenv("HOME"));
+		syslog(LOG_INFO, "not started as root: serving %s from files "
+		    "of uid %lu only", user, (unsigned long)u->uid);
+		return 0;
+	}
+	if (!(pw = getpwnam(user))) {
+		syslog(LOG_ERR, "%s: authenticated, but not in the password "
+		    "database", user);
+		return -1;
+	}
+	if (pw->pw_uid == 0) {
+		syslog(LOG_ERR, "%s: refused: uid 0 is never served", user);
+		return -1;
+	}
+	describe(u, pw->pw_name, pw->pw_uid, pw->pw_dir);
+	if (initgroups(pw->pw_name, pw->pw_gid) || setgid(pw->pw_gid) ||
+	    setuid(pw->pw_uid)) {
+		syslog(LOG_CRIT, "%s: cannot drop privileges: %m", user);
+		_exit(1);	/* half-changed identity: no way back */
+	}
+	if (getuid() != pw->pw_uid || geteuid() != pw->pw_uid ||
+	    getgid() != pw->pw_gid || getegid() != pw->pw_gid ||
+	    setuid(0) == 0) {
+		syslog(LOG_CRIT, "%s: privileges not dropped", user);
+		_exit(1);
+	}
+	return 0;
+}

@@ -1,0 +1,41 @@
+/*
+ * Authentication (PAM, APOP) and the one place that changes identity.
+ */
+#ifndef POP3_AUTH_H
+#define POP3_AUTH_H
+
+#include <limits.h>
+#include <sys/types.h>
+
+#include "params.h"
+
+struct auth_user {
+	char name[MAX_USER + 1];
+	uid_t uid;
+	char home[PATH_MAX];
+};
+
+/* Runs pam_authenticate and pam_acct_mgmt for user with password under the
+ * PAM service, with PAM_RHOST set to rhost (or left unset when NULL). Returns
+ * 0 and rewrites user (MAX_USER + 1 bytes) to the name PAM settled on, or -1
+ * with the reason logged. */
+int auth_pam(const char *service, char *user, const char *password,
+    const char *rhost);
+
+/* Checks an APOP digest (32 hex digits, any case) against
+ * MD5(timestamp secret) with user's secret from the secrets file, in constant
+ * time. Returns 0, or -1 with the reason logged; the secret is wiped. */
+int auth_apop(const char *file, const char *user, const char *timestamp,
+    const char *digest);
+
+/* Whether the secrets file holds a secret for user: 1, 0, or -1 when the file
+ * is refused (reason logged). */
+int auth_has_secret(const char *file, const char *user);
+
+/* Becomes user for the rest of the session. As root: initgroups, setgid and
+ * setuid, each checked, and never uid 0. As anyone else: stays who we are and
+ * serves only our own files. Fills *u; returns 0, or -1 with the reason logged
+ * and the identity unchanged. */
+int auth_become(const char *user, struct auth_user *u);
+
+#endif

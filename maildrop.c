@@ -1,0 +1,877 @@
+/*
+ * The maildrop: an mbox file, read once under the mail locks into a table of
+ * offsets, wire sizes and unique-ids, then served from the open descriptor and
+ * rewritten on QUIT only where messages were deleted.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <lockfile.h>
+#include <md5.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "maildrop.h"
+#include "params.h"
+
+static const char subject_pseudo[] =
+    "DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA";
+
+/*
+ * Headers that mail programs add or edit on a message they keep: they stay
+ * out of the unique-id so that it survives them.
+ */
+static const char *const volatile_headers[] = {
+	"Status", "X-Status", "X-UID", "X-Keywords", "Content-Length",
+	"X-IMAP", "X-IMAPbase", NULL
+};
+
+/* Sleeps a tenth of a second between lock attempts. */
+static void lock_pause(void)
+{
+	struct timespec ts = { 0, 100 * 1000 * 1000 };
+
+	nanosleep(&ts, NULL);
+}
+
+static char *lock_name(const char *path)
+{
+	size_t len = strlen(path);
+	char *name = malloc(len + sizeof(".lock"));
+
+	if (name) {
+		memcpy(name, path, len);
+		memcpy(name + len, ".lock", sizeof(".lock"));
+	}
+	return name;
+}
+
+static int fcntl_lock(int fd, short type)
+{
+	struct flock fl;
+
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = type;
+	fl.l_whence = SEEK_SET;
+	return fcntl(fd, F_SETLK, &fl);
+}
+
+static void unlock(struct maildrop *md)
+{
+	char *name = lock_name(md->path);
+
+	if (!name || lockfile_remove(name))
+		syslog(LOG_ERR, "%s.lock: cannot remove: %m", md->path);
+	free(name);
+	fcntl_lock(md->fd, F_UNLCK);
+}
+
+/*
+ * Debian Policy 11.6: an fcntl lock on the file, then the dotlock, which
+ * liblockfile creates through its setgid helper where the spool directory is
+ * not ours to write. Both are retried for LOCK_TIMEOUT seconds.
+ * Returns 0, or -1 with errno set (EAGAIN: somebody else holds a lock).
+ */
+static int lock(struct maildrop *md)
+{
+	time_t deadline = time(NULL) + LOCK_TIMEOUT;
+	char *name;
+	int status;
+
+	while (fcntl_lock(md->fd, F_WRLCK)) {
+		if (errno != EAGAIN && errno != EACCES && errno != EINTR)
+			return -1;
+		if (time(NULL) >= deadline) {
+			errno = EAGAIN;
+			return -1;
+		}
+		lock_pause();
+	}
+	if (!(name = lock_name(md->path)))
+		goto fail;
+	while ((status = lockfile_create(name, 0, L_PID)) != L_SUCCESS) {
+		if (status != L_MAXTRYS) {
+			syslog(LOG_ERR, "%s: cannot create the dotlock "
+			    "(liblockfile status %d): %m", name, status);
+			errno = EPERM;
+			goto fail;
+		}
+		if (time(NULL) >= deadline) {
+			errno = EAGAIN;
+			goto fail;
+		}
+		lock_pause();
+	}
+	free(name);
+	return 0;
+
+fail:
+	status = errno;
+	free(name);
+	fcntl_lock(md->fd, F_UNLCK);
+	errno = status;
+	return -1;
+}
+
+/* read(2) that retries after signals; returns bytes read, 0 at EOF, or -1. */
+static ssize_t read_full(int fd, char *buf, size_t len, off_t off)
+{
+	size_t done = 0;
+	ssize_t n;
+
+	while (done < len) {
+		n = pread(fd, buf + done, len - done, off + done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			break;
+		done += n;
+	}
+	return done;
+}
+
+static int write_full(int fd, const char *buf, size_t len, off_t off)
+{
+	ssize_t n;
+
+	while (len) {
+		n = pwrite(fd, buf, len, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
+			return -1;
+		}
+		buf += n;
+		len -= n;
+		off += n;
+	}
+	return 0;
+}
+
+/*
+ * The scanner state: one pass over the file, line by line, with lines longer
+ * than the buffer taken in pieces. The empty line most recently seen is held
+ * back, since it is a separator (not part of the message) if a From_ line
+ * follows it or the file ends after it.
+ */
+struct scan {
+	struct maildrop *md;
+	MD5_CTX md5;		/* From_ line and kept headers */
+	XXH3_state_t *body;	/* the body bytes */
+	struct message cur;
+	int in_message, in_from, in_body, header_kept;
+	int pending;		/* bytes of a held-back empty line, or 0 */
+	int at_separator;	/* file start, or the previous line was empty */
+	int subject, ximap;	/* pseudo-message signs */
+	off_t next;		/* end of the last line taken into cur */
+	char xuidl[MAX_UIDL + 1];
+};
+
+static int grow(struct maildrop *md, size_t *alloc)
+{
+	struct message *p;
+	size_t n = *alloc ? *alloc * 2 : 1024;
+
+	if (!(p = realloc(md->msg, n * sizeof(*p))))
+		return -1;
+	md->msg = p;
+	*alloc = n;
+	return 0;
+}
+
+static int pool_add(struct maildrop *md, const char *s, size_t *at)
+{
+	size_t len = strlen(s) + 1;
+	char *p;
+
+	if (md->pool_len + len > md->pool_size) {
+		size_t n = md->pool_size ? md->pool_size * 2 : 4096;
+		while (n < md->pool_len + len)
+			n *= 2;
+		if (!(p = realloc(md->pool, n)))
+			return -1;
+		md->pool = p;
+		md->pool_size = n;
+	}
+	*at = md->pool_len;
+	memcpy(md->pool + md->pool_len, s, len);
+	md->pool_len += len;
+	return 0;
+}
+
+static int valid_uidl(const char *s, size_t len)
+{
+	size_t i;
+
+	if (len < 1 || len > MAX_UIDL)
+		return 0;
+	for (i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
+			return 0;
+	return 1;
+}
+
+/* Closes the message in s->cur and appends it to the table. */
+static int scan_finish(struct scan *s, size_t *alloc)
+{
+	struct maildrop *md = s->md;
+	struct message *m = &s->cur;
+	XXH64_hash_t body;
+	unsigned char h[8];
+	size_t at;
+	int i;
+
+	if (!s->in_message)
+		return 0;
+	s->in_message = 0;
+	body = XXH3_64bits_digest(s->body);
+	for (i = 0; i < 8; i++)
+		h[i] = body >> (8 * i);
+	MD5Update(&s->md5, h, sizeof(h));
+	MD5Final(m->uid, &s->md5);
+	m->end = s->next;
+	if (s->xuidl[0]) {
+		if (pool_add(md, s->xuidl, &at) || at > UINT32_MAX)
+			return -1;
+		m->dup = at;
+		m->flags |= M_XUIDL;
+	}
+	if (md->count == 0 && s->subject && s->ximap)
+		m->flags |= M_HIDDEN;
+	if (md->count == *alloc && grow(md, alloc))
+		return -1;
+	md->msg[md->count++] = *m;
+	return 0;
+}
+
+static void scan_start(struct scan *s, off_t off)
+{
+	memset(&s->cur, 0, sizeof(s->cur));
+	s->cur.from = s->cur.data = s->next = off;
+	s->in_message = 1;
+	s->in_body = 0;
+	s->header_kept = 1;
+	s->subject = s->ximap = 0;
+	s->xuidl[0] = '\0';
+	MD5Init(&s->md5);
+	XXH3_64bits_reset(s->body);
+}
+
+/* Takes the held-back empty line into the message as content. */
+static void scan_flush(struct scan *s)
+{
+	if (!s->pending)
+		return;
+	s->cur.size += 2;
+	XXH3_64bits_update(s->body, "\r\n" + (s->pending == 1), s->pending);
+	s->next += s->pending;
+	s->pending = 0;
+}
+
+static int header_is(const char *line, size_t len, const char *name)
+{
+	size_t n = strlen(name);
+
+	return len > n && line[n] == ':' && !strncasecmp(line, name, n);
+}
+
+/* Copies a header's value, trimmed, if it is a valid unique-id. */
+static void take_xuidl(struct scan *s, const char *line, size_t len)
+{
+	const char *v = line + sizeof("X-UIDL:") - 1, *e = line + len;
+
+	while (v < e && (*v == ' ' || *v == '\t'))
+		v++;
+	while (e > v && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+		e--;
+	if (!s->xuidl[0] && valid_uidl(v, e - v)) {
+		memcpy(s->xuidl, v, e - v);
+		s->xuidl[e - v] = '\0';
+	}
+}
+
+/* Looks at the start of a header line: what it says and whether it counts. */
+static void scan_header(struct scan *s, const char *line, size_t len)
+{
+	const char *const *h;
+
+	if (line[0] == ' ' || line[0] == '\t')
+		return;		/* a continuation keeps the previous verdict */
+	s->header_kept = 1;
+	for (h = volatile_headers; *h; h++)
+		if (header_is(line, len, *h)) {
+			s->header_kept = 0;
+			break;
+		}
+	if (header_is(line, len, "X-IMAP") || header_is(line, len, "X-IMAPbase"))
+		s->ximap = 1;
+	else if (header_is(line, len, "Subject") &&
+	    memmem(line, len, subject_pseudo, sizeof(subject_pseudo) - 1))
+		s->subject = 1;
+	else if (header_is(line, len, "X-UIDL"))
+		take_xuidl(s, line, len);
+}
+
+/*
+ * One piece of a line: the whole line, or part of one longer than the
+ * buffer. first is set on a line's first piece, and lf on its last one when a
+ * newline ends it. total is the length of the whole line without its newline,
+ * or (size_t)-1 while the line goes on past this piece; cr tells whether the
+ * byte before the newline is a CR. Returns 0, or -1 with errno set (EINVAL:
+ * text before the first From_ line; ENOMEM).
+ */
+static int scan_piece(struct scan *s, size_t *alloc, off_t off,
+    const char *p, size_t len, int first, int lf, size_t total, int cr)
+{
+	int done = lf || total != (size_t)-1;
+	size_t text = len - (lf && cr && len);	/* without a final CR */
+
+	if (first && s->at_separator && len >= 5 && !memcmp(p, "From ", 5)) {
+		s->pending = 0;		/* it was a separator */
+		if (scan_finish(s, alloc))
+			return -1;
+		scan_start(s, off);
+		s->in_from = 1;
+		s->at_separator = 0;
+	} else if (!s->in_message) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (s->in_from) {
+		MD5Update(&s->md5, (const uint8_t *)p, text);
+		if (done) {
+			s->in_from = 0;
+			s->cur.data = s->next = off + len + lf;
+		}
+		return 0;
+	}
+	if (first && lf && (len == 0 || (len == 1 && cr))) {
+		scan_flush(s);
+		s->pending = len + 1;
+		s->at_separator = 1;
+		s->in_body = 1;
+		return 0;
+	}
+	if (first) {
+		scan_flush(s);
+		s->at_separator = 0;
+		if (!s->in_body)
+			scan_header(s, p, len);
+	}
+	if (s->in_body)
+		XXH3_64bits_update(s->body, p, len + lf);
+	else if (s->header_kept) {
+		MD5Update(&s->md5, (const uint8_t *)p, text);
+		if (lf)
+			MD5Update(&s->md5, (const uint8_t *)"\n", 1);
+	}
+	s->next = off + len + lf;
+	if (done) {
+		s->cur.size += total - (lf && cr) + 2;
+		if (!lf)
+			s->cur.flags |= M_NOEOL;
+	}
+	return 0;
+}
+
+/*
+ * Reads the whole file: messages into md->msg, the digest of every byte into
+ * md->digest. Returns 0, or -1 with errno set (EINVAL: not an mbox).
+ */
+static int scan(struct maildrop *md)
+{
+	struct scan s;
+	XXH3_state_t *whole = XXH3_createState();
+	char *buf = malloc(MAILBOX_CHUNK);
+	size_t alloc = 0, have = 0, p = 0, linelen = 0;
+	off_t pos = 0;		/* file offset of buf[0] */
+	int eof = 0, midline = 0, lastcr = 0, ret = -1;
+	ssize_t n;
+
+	memset(&s, 0, sizeof(s));
+	s.md = md;
+	s.at_separator = 1;
+	s.body = XXH3_createState();
+	if (!whole || !buf || !s.body)
+		goto out;
+	XXH3_64bits_reset(whole);
+	for (;;) {
+		char *nl = have > p ? memchr(buf + p, '\n', have - p) : NULL;
+
+		if (nl) {
+			size_t len = nl - (buf + p);
+			int cr = len ? buf[p + len - 1] == '\r' : lastcr;
+
+			linelen += len;
+			if (scan_piece(&s, &alloc, pos + p, buf + p, len,
+			    !midline, 1, linelen, cr))
+				goto out;
+			p += len + 1;
+			midline = 0;
+			linelen = 0;
+			lastcr = 0;
+			continue;
+		}
+		if (eof) {
+			if (have > p || midline) {
+				linelen += have - p;
+				if (scan_piece(&s, &alloc, pos + p, buf + p,
+				    have - p, !midline, 0, linelen, 0))
+					goto out;
+			}
+			break;
+		}
+		if (p > 0 || have == 0) {
+			memmove(buf, buf + p, have - p);
+			pos += p;
+			have -= p;
+			p = 0;
+		} else if (have == MAILBOX_CHUNK) {
+			/* a line longer than the buffer: take this piece */
+			linelen += have;
+			if (scan_piece(&s, &alloc, pos, buf, have, !midline, 0,
+			    (size_t)-1, 0))
+				goto out;
+			lastcr = buf[have - 1] == '\r';
+			midline = 1;
+			pos += have;
+			have = 0;
+		}
+		n = read_full(md->fd, buf + have, MAILBOX_CHUNK - have,
+		    pos + have);
+		if (n < 0)
+			goto out;
+		XXH3_64bits_update(whole, buf + have, n);
+		eof = (size_t)n < MAILBOX_CHUNK - have;
+		have += n;
+	}
+	s.pending = 0;		/* an empty line at the end is a separator */
+	if (scan_finish(&s, &alloc))
+		goto out;
+	md->length = pos + have;
+	md->digest = XXH3_64bits_digest(whole);
+	ret = 0;
+out:
+	n = errno;
+	XXH3_freeState(whole);
+	XXH3_freeState(s.body);
+	free(buf);
+	errno = n;
+	return ret;
+}
+
+void maildrop_uidl(const struct maildrop *md, const struct message *m,
+    char *buf)
+{
+	static const char hex[] = "0123456789abcdef";
+	int i;
+
+	if (m->flags & M_XUIDL) {
+		strcpy(buf, md->pool + m->dup);
+		return;
+	}
+	for (i = 0; i < 16; i++) {
+		buf[2 * i] = hex[m->uid[i] >> 4];
+		buf[2 * i + 1] = hex[m->uid[i] & 15];
+	}
+	buf[32] = '\0';
+	if (m->dup)
+		snprintf(buf + 32, MAX_UIDL + 1 - 32, ".%u", (unsigned)m->dup);
+}
+
+/*
+ * Makes every listed unique-id distinct, in file order: an X-UIDL value seen
+ * before gives way to the message's hash, and a hash seen before gets the
+ * next free suffix. An open-addressing table of hashes of the ids does it in
+ * O(messages).
+ */
+static int make_unique(struct maildrop *md)
+{
+	size_t size = 16, mask, i, j, *table;
+	char a[MAX_UIDL + 1], b[MAX_UIDL + 1];
+
+	while (size < 2 * md->count)
+		size *= 2;
+	mask = size - 1;
+	if (!(table = calloc(size, sizeof(*table))))
+		return -1;
+	for (i = md->first; i < md->count; i++) {
+		struct message *m = &md->msg[i];
+
+again:
+		maildrop_uidl(md, m, a);
+		for (j = XXH3_64bits(a, strlen(a)) & mask; table[j];
+		    j = (j + 1) & mask) {
+			maildrop_uidl(md, &md->msg[table[j] - 1], b);
+			if (strcmp(a, b))
+				continue;
+			if (m->flags & M_XUIDL) {
+				m->flags &= ~M_XUIDL;
+				m->dup = 0;
+			} else
+				m->dup = m->dup ? m->dup + 1 : 2;
+			goto again;
+		}
+		table[j] = i + 1;
+	}
+	free(table);
+	return 0;
+}
+
+/*
+ * Opens path for the session and checks what it is before a byte is read:
+ * no symlink (O_NOFOLLOW), no FIFO or device, and the user's own file.
+ * Returns the descriptor, -2 for a missing file, or -1 with *err set.
+ */
+static int open_checked(const char *path, uid_t uid, struct stat *st,
+    const char **err)
+{
+	int fd = open(path, O_RDWR | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK |
+	    O_CLOEXEC);
+
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return -2;
+		if (errno == ELOOP) {
+			syslog(LOG_ERR, "%s: refused: a symbolic link", path);
+			*err = "[SYS/PERM] Mailbox is a symbolic link";
+		} else if (errno == EACCES || errno == EPERM) {
+			syslog(LOG_ERR, "%s: %m", path);
+			*err = "[SYS/PERM] Mailbox is not accessible";
+		} else {
+			syslog(LOG_ERR, "%s: %m", path);
+			*err = "[SYS/TEMP] Cannot open mailbox";
+		}
+		return -1;
+	}
+	if (fstat(fd, st)) {
+		syslog(LOG_ERR, "%s: fstat: %m", path);
+		*err = "[SYS/TEMP] Cannot open mailbox";
+	} else if (!S_ISREG(st->st_mode)) {
+		syslog(LOG_ERR, "%s: refused: not a regular file", path);
+		*err = "[SYS/PERM] Mailbox is not a regular file";
+	} else if (st->st_uid != uid) {
+		syslog(LOG_ERR, "%s: refused: owned by uid %lu, not %lu", path,
+		    (unsigned long)st->st_uid, (unsigned long)uid);
+		*err = "[SYS/PERM] Mailbox is owned by someone else";
+	} else if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)) {
+		syslog(LOG_ERR, "%s: fcntl: %m", path);
+		*err = "[SYS/TEMP] Cannot open mailbox";
+	} else
+		return fd;
+	close(fd);
+	return -1;
+}
+
+/* Whether path still names the file open on fd. */
+static int same_file(const char *path, int fd)
+{
+	struct stat a, b;
+
+	return !stat(path, &a) && !fstat(fd, &b) &&
+	    a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+int maildrop_open(struct maildrop *md, const char *path, uid_t uid,
+    const char **err)
+{
+	struct stat st;
+	int tries, fd;
+
+	memset(md, 0, sizeof(*md));
+	md->fd = -1;
+	if (!(md->path = strdup(path))) {
+		*err = "[SYS/TEMP] Out of memory";
+		return -1;
+	}
+	for (tries = 0; tries < 3; tries++) {
+		fd = open_checked(path, uid, &st, err);
+		if (fd == -2)
+			return 0;	/* no file: an empty maildrop */
+		if (fd < 0)
+			return -1;
+		md->fd = fd;
+		if (lock(md)) {
+			if (errno == EAGAIN) {
+				syslog(LOG_NOTICE, "%s: locked by another "
+				    "program for %d s", path, LOCK_TIMEOUT);
+				*err = "[IN-USE] Maildrop is locked by "
+				    "another program";
+			} else {
+				syslog(LOG_ERR, "%s: cannot lock: %m", path);
+				*err = "[SYS/TEMP] Cannot lock the maildrop";
+			}
+			goto fail;
+		}
+		/* Renamed over while we waited for the lock? Take the new one. */
+		if (same_file(path, fd))
+			break;
+		unlock(md);
+		close(fd);
+		md->fd = -1;
+	}
+	if (md->fd < 0) {
+		syslog(LOG_ERR, "%s: keeps being replaced", path);
+		*err = "[SYS/TEMP] Mailbox keeps changing";
+		return -1;
+	}
+	md->dev = st.st_dev;
+	md->ino = st.st_ino;
+	if (scan(md) == 0) {
+		md->first = md->count && (md->msg[0].flags & M_HIDDEN);
+		md->visible = md->count - md->first;
+		if (make_unique(md) == 0) {
+			unlock(md);
+			return 0;
+		}
+	}
+	{
+		if (errno == EINVAL) {
+			syslog(LOG_ERR, "%s: refused: not an mbox (no From_ "
+			    "line at the start)", path);
+			*err = "[SYS/PERM] Mailbox is not in mbox format";
+		} else {
+			syslog(LOG_ERR, "%s: cannot read: %m", path);
+			*err = "[SYS/TEMP] Cannot read the mailbox";
+		}
+		unlock(md);
+		goto fail;
+	}
+
+fail:
+	close(md->fd);
+	md->fd = -1;
+	return -1;
+}
+
+struct message *maildrop_get(struct maildrop *md, unsigned long n)
+{
+	if (n < 1 || n > md->visible)
+		return NULL;
+	return &md->msg[md->first + n - 1];
+}
+
+/*
+ * The wire form: every line end becomes CRLF (a CR already before the LF is
+ * not doubled), a line that starts with "." gets another, and a last line
+ * with no newline gets a CRLF. A CR at the end of a chunk is held back until
+ * the next byte shows whether a LF follows it.
+ */
+int maildrop_send(struct maildrop *md, const struct message *m, long long lines,
+    maildrop_writer write, void *ctx)
+{
+	static char buf[MAILBOX_CHUNK];
+	off_t off = m->data;
+	int bol = 1, held_cr = 0, in_body = 0;
+	size_t linelen = 0;	/* bytes of the current line, CR excluded */
+	long long sent = 0;	/* body lines */
+
+	while (off < m->end) {
+		size_t want = m->end - off < (off_t)sizeof(buf) ?
+		    (size_t)(m->end - off) : sizeof(buf);
+		ssize_t n = read_full(md->fd, buf, want, off);
+		const char *p = buf, *e;
+
+		if (n < 0 || (size_t)n != want) {
+			syslog(LOG_ERR, "%s: %s at offset %lld", md->path,
+			    n < 0 ? strerror(errno) : "file shrank",
+			    (long long)off);
+			return -1;
+		}
+		off += n;
+		e = buf + n;
+		while (p < e) {
+			const char *nl, *stop;
+
+			if (bol) {
+				if (in_body && lines >= 0 && sent >= lines)
+					return 0;
+				if (*p == '.' && write(ctx, ".", 1))
+					return -1;
+				bol = 0;
+			}
+			nl = memchr(p, '\n', e - p);
+			stop = nl ? nl : e;
+			if (held_cr && stop > p && write(ctx, "\r", 1))
+				return -1;
+			if (stop > p)
+				held_cr = 0;
+			if (stop > p && stop[-1] == '\r') {
+				held_cr = 1;
+				stop--;
+			}
+			if (stop > p && write(ctx, p, stop - p))
+				return -1;
+			linelen += stop - p;
+			if (!nl) {
+				p = e;
+				break;
+			}
+			if (write(ctx, "\r\n", 2))
+				return -1;
+			if (in_body)
+				sent++;
+			else if (linelen == 0)
+				in_body = 1;
+			held_cr = 0;
+			linelen = 0;
+			bol = 1;
+			p = nl + 1;
+		}
+	}
+	if (held_cr && write(ctx, "\r", 1))
+		return -1;
+	if ((m->flags & M_NOEOL) && !bol && write(ctx, "\r\n", 2))
+		return -1;
+	return 0;
+}
+
+/* Whether the first md->length bytes are still the ones that were read. */
+static int unchanged(struct maildrop *md, char *buf)
+{
+	XXH3_state_t *h = XXH3_createState();
+	struct stat st;
+	off_t off = 0;
+	ssize_t n;
+	int same = 0;
+
+	if (!h || fstat(md->fd, &st) || st.st_size < md->length ||
+	    !same_file(md->path, md->fd))
+		goto out;
+	XXH3_64bits_reset(h);
+	while (off < md->length) {
+		size_t want = md->length - off < MAILBOX_CHUNK ?
+		    (size_t)(md->length - off) : MAILBOX_CHUNK;
+
+		n = read_full(md->fd, buf, want, off);
+		if (n < 0 || (size_t)n != want)
+			goto out;
+		XXH3_64bits_update(h, buf, n);
+		off += n;
+	}
+	same = XXH3_64bits_digest(h) == md->digest;
+out:
+	XXH3_freeState(h);
+	return same;
+}
+
+/* Copies [from, to) down to dst. Returns 0 or -1 with errno set. */
+static int move_down(int fd, char *buf, off_t dst, off_t from, off_t to)
+{
+	while (from < to) {
+		size_t want = to - from < MAILBOX_CHUNK ?
+		    (size_t)(to - from) : MAILBOX_CHUNK;
+		ssize_t n = read_full(fd, buf, want, from);
+
+		if (n < 0 || (size_t)n != want) {
+			if (n >= 0)
+				errno = EIO;
+			return -1;
+		}
+		if (dst != from && write_full(fd, buf, n, dst))
+			return -1;
+		dst += n;
+		from += n;
+	}
+	return 0;
+}
+
+/*
+ * UPDATE. Under the locks, and only if the file still starts with exactly the
+ * bytes that were read, each kept message from the first deleted one on, and
+ * then any mail appended since, is moved down over the gaps; the file is cut
+ * to its new end and synced. Signals that would stop us half-way wait until
+ * it is done.
+ */
+long maildrop_commit(struct maildrop *md, const char **err)
+{
+	sigset_t block, saved;
+	struct stat st;
+	size_t i, first = md->count;
+	off_t dst, end;
+	long deleted = 0;
+	char *buf;
+
+	for (i = 0; i < md->count; i++)
+		if (md->msg[i].flags & M_DELETED) {
+			if (first == md->count)
+				first = i;
+			deleted++;
+		}
+	if (!deleted)
+		return 0;
+	if (!(buf = malloc(MAILBOX_CHUNK))) {
+		*err = "[SYS/TEMP] Out of memory";
+		return -1;
+	}
+	if (lock(md)) {
+		syslog(LOG_ERR, "%s: UPDATE: cannot lock: %m", md->path);
+		*err = "[SYS/TEMP] Cannot lock the maildrop, nothing deleted";
+		free(buf);
+		return -1;
+	}
+	if (!unchanged(md, buf)) {
+		syslog(LOG_ERR, "%s: UPDATE: changed by another program since "
+		    "it was read; nothing deleted", md->path);
+		*err = "[SYS/TEMP] Mailbox changed by another program, "
+		    "nothing deleted";
+		deleted = -1;
+		goto out;
+	}
+	sigfillset(&block);
+	sigprocmask(SIG_BLOCK, &block, &saved);
+	dst = md->msg[first].from;
+	for (i = first; i < md->count; i++) {
+		off_t from = md->msg[i].from;
+		off_t to = i + 1 < md->count ? md->msg[i + 1].from : md->length;
+
+		if (md->msg[i].flags & M_DELETED)
+			continue;
+		if (move_down(md->fd, buf, dst, from, to))
+			goto broken;
+		dst += to - from;
+	}
+	if (fstat(md->fd, &st))
+		goto broken;
+	end = st.st_size;
+	if (move_down(md->fd, buf, dst, md->length, end))
+		goto broken;
+	dst += end - md->length;
+	if (ftruncate(md->fd, dst) || fsync(md->fd))
+		goto broken;
+	sigprocmask(SIG_SETMASK, &saved, NULL);
+	goto out;
+
+broken:
+	syslog(LOG_CRIT, "%s: UPDATE failed half-way: %m; the mailbox may "
+	    "be damaged", md->path);
+	*err = "[SYS/TEMP] Update failed";
+	deleted = -1;
+	sigprocmask(SIG_SETMASK, &saved, NULL);
+out:
+	unlock(md);
+	free(buf);
+	return deleted;
+}
+
+void maildrop_close(struct maildrop *md)
+{
+	if (md->fd >= 0)
+		close(md->fd);
+	free(md->msg);
+	free(md->pool);
+	free(md->path);
+	memset(md, 0, sizeof(*md));
+	md->fd = -1;
+}

@@ -1,0 +1,75 @@
+/*
+ * The maildrop: one mbox file read into a table of message offsets, sizes and
+ * unique-ids; messages streamed out on request; deletions committed on QUIT.
+ */
+#ifndef POP3_MAILDROP_H
+#define POP3_MAILDROP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct message {
+	off_t from;		/* the From_ line */
+	off_t data;		/* first header byte */
+	off_t end;		/* end of the message, before any separator line */
+	off_t size;		/* octets on the wire, every line end as CRLF */
+	unsigned char uid[16];	/* MD5 of From_ line, headers and body */
+	uint32_t dup;		/* suffix ".n" (0: none); with M_XUIDL, the
+				 * pool offset of the X-UIDL value instead */
+	uint32_t flags;
+};
+
+#define M_DELETED	0x01	/* DELE'd in this session */
+#define M_XUIDL		0x02	/* the unique-id is an X-UIDL value */
+#define M_NOEOL		0x04	/* the last line has no newline */
+#define M_HIDDEN	0x08	/* the UW-IMAP pseudo-message: never listed */
+
+struct maildrop {
+	char *path;
+	int fd;			/* open for the session; -1 when there is no file */
+	dev_t dev;
+	ino_t ino;
+	off_t length;		/* bytes read at open */
+	uint64_t digest;	/* XXH3 of those bytes */
+	struct message *msg;	/* every message, the hidden one included */
+	size_t count;		/* entries in msg */
+	size_t visible;		/* messages numbered in the session */
+	size_t first;		/* index of message 1: 0, or 1 after a hidden one */
+	char *pool;		/* X-UIDL values, NUL-terminated */
+	size_t pool_len, pool_size;
+};
+
+/* The writer that maildrop_send streams the wire form to; returns 0 or -1. */
+typedef int (*maildrop_writer)(void *ctx, const char *buf, size_t len);
+
+/* Locks, reads and unlocks the mailbox at path, which must be a regular file
+ * owned by uid (or missing, for an empty maildrop). Returns 0, or -1 with *err
+ * set to "[IN-USE] ...", "[SYS/PERM] ..." or "[SYS/TEMP] ..." and the reason
+ * logged; the file is never modified. */
+int maildrop_open(struct maildrop *md, const char *path, uid_t uid,
+    const char **err);
+
+/* The message numbered n (1-based, hidden one skipped), or NULL. */
+struct message *maildrop_get(struct maildrop *md, unsigned long n);
+
+/* Writes the unique-id of m, NUL-terminated, into buf (MAX_UIDL + 1 bytes). */
+void maildrop_uidl(const struct maildrop *md, const struct message *m,
+    char *buf);
+
+/* Streams m in wire form: CRLF line ends, dot-stuffed, without the final
+ * ".CRLF". With lines >= 0 only the headers, the blank line and that many
+ * body lines. Returns 0, or -1 when a read or the writer failed (the reason
+ * for a read error is logged). */
+int maildrop_send(struct maildrop *md, const struct message *m, long long lines,
+    maildrop_writer write, void *ctx);
+
+/* Rewrites the mailbox without the messages marked M_DELETED, keeping any mail
+ * appended since it was read. Returns the number of messages deleted, or -1
+ * with *err set ("[SYS/TEMP] ...", reason logged) and the file left as it was. */
+long maildrop_commit(struct maildrop *md, const char **err);
+
+/* Frees the table and closes the file. */
+void maildrop_close(struct maildrop *md);
+
+#endif

@@ -1,0 +1,41 @@
+/*
+ * Every limit and default of pop3-handler, in one place (popa3d's params.h).
+ */
+#ifndef POP3_PARAMS_H
+#define POP3_PARAMS_H
+
+#define POP3_NAME		"pop3-handler"
+#define POP3_VERSION		"0.1"
+
+/* Defaults that options override. */
+#define DEFAULT_PAM_SERVICE	"pop3"
+#define DEFAULT_MAILBOX		"/var/mail/%u"
+#define DEFAULT_TIMEOUT		600	/* seconds of client silence */
+
+/* RFC 2449: a command line is at most 255 octets with its CRLF (or LF). */
+#define MAX_LINE		255
+/* The longest user name, password and APOP digest we take. */
+#define MAX_USER		64
+#define MAX_PASS		200
+
+/* Authentication: failures before we hang up, and the delay before each -ERR. */
+#define MAX_AUTH_FAILURES	3
+#define FAIL_DELAY_MIN_MS	1000
+#define FAIL_DELAY_MAX_MS	3000
+
+/* Client I/O buffers. */
+#define INPUT_BUFFER		4096
+#define OUTPUT_BUFFER		65536
+
+/* Mailbox scanning and copying chunk. */
+#define MAILBOX_CHUNK		(1 << 20)
+/* How long to wait for the fcntl lock and the dotlock, in seconds. */
+#define LOCK_TIMEOUT		10
+
+/* APOP secrets file: longest line. */
+#define MAX_SECRET_LINE		1024
+
+/* RFC 1939: a unique-id is 1 to 70 characters in 0x21..0x7E. */
+#define MAX_UIDL		70
+
+#endif

@@ -1,0 +1,874 @@
+/*
+ * pop3-handler: one POP3 session (RFC 1939, RFC 2449, RFC 3206) on stdin and
+ * stdout. This file is the protocol engine: options, line I/O, the command
+ * table and its dispatcher.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "maildrop.h"
+#include "params.h"
+
+/* Options. */
+static const char *pam_service = DEFAULT_PAM_SERVICE;
+static const char *mailbox_template = DEFAULT_MAILBOX;
+static const char *apop_file;
+static int apop_only;			/* -A */
+static int timeout = DEFAULT_TIMEOUT;
+
+/* What a handler tells the dispatcher to do with its reply. */
+enum result {
+	P_OK,		/* +OK reply, then any multi-line body */
+	P_ERR,		/* -ERR reply */
+	P_QUIT,		/* +OK reply, then end the session */
+	P_CLOSE		/* -ERR reply, then hang up */
+};
+
+enum state { AUTHORIZATION = 1, TRANSACTION = 2 };
+
+struct counter {
+	unsigned long count;
+	unsigned long long octets;
+};
+
+struct session {
+	enum state state;
+	char reply[512];	/* the text after +OK or -ERR */
+	/* a multi-line body to follow a +OK, and its argument */
+	int (*body)(struct session *);
+	struct message *msg;
+	long long lines;
+	/* AUTHORIZATION */
+	char user[MAX_USER + 1];	/* from USER; "" before it */
+	int user_ok;			/* the name could be a user's */
+	int failures;
+	char timestamp[128];		/* APOP, "" when not offered */
+	/* TRANSACTION */
+	struct auth_user who;
+	struct maildrop md;
+	struct counter top, retr, del;
+	const char *peer;
+};
+
+/* Client I/O. */
+static char inbuf[INPUT_BUFFER];
+static size_t in_pos, in_len;
+static char outbuf[OUTPUT_BUFFER];
+static size_t out_len;
+static unsigned long long out_total;	/* octets ever queued */
+static volatile sig_atomic_t alarmed;
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	alarmed = 1;
+}
+
+static int flush_output(void)
+{
+	size_t done = 0;
+	ssize_t n;
+
+	alarmed = 0;
+	alarm(timeout);
+	while (done < out_len) {
+		n = write(STDOUT_FILENO, outbuf + done, out_len - done);
+		if (n < 0 && errno == EINTR && !alarmed)
+			continue;
+		if (n <= 0)
+			break;
+		done += n;
+	}
+	alarm(0);
+	if (done < out_len) {
+		syslog(LOG_INFO, "write to client failed: %s",
+		    alarmed ? "timed out" : strerror(errno));
+		out_len = 0;
+		return -1;
+	}
+	out_len = 0;
+	return 0;
+}
+
+static int out(void *ctx, const char *buf, size_t len)
+{
+	(void)ctx;
+	if (out_len + len > sizeof(outbuf) && flush_output())
+		return -1;
+	out_total += len;
+	if (len > sizeof(outbuf)) {
+		while (len) {
+			size_t n = len < sizeof(outbuf) ? len : sizeof(outbuf);
+			memcpy(outbuf, buf, n);
+			out_len = n;
+			if (flush_output())
+				return -1;
+			buf += n;
+			len -= n;
+		}
+		return 0;
+	}
+	memcpy(outbuf + out_len, buf, len);
+	out_len += len;
+	return 0;
+}
+
+static int out_str(const char *s)
+{
+	return out(NULL, s, strlen(s));
+}
+
+enum line_status { LINE, LINE_EOF, LINE_LONG, LINE_FAIL, LINE_TIMEOUT };
+
+/*
+ * Refills the input buffer, first flushing what we have to say: the client
+ * has been answered for everything it sent before it waits on us.
+ */
+static enum line_status fill_input(void)
+{
+	struct pollfd pfd = { STDIN_FILENO, POLLIN, 0 };
+	ssize_t n;
+	int r;
+
+	if (out_len && flush_output())
+		return LINE_FAIL;
+	do
+		r = poll(&pfd, 1, timeout * 1000);
+	while (r < 0 && errno == EINTR);
+	if (r == 0)
+		return LINE_TIMEOUT;
+	do
+		n = read(STDIN_FILENO, inbuf, sizeof(inbuf));
+	while (n < 0 && errno == EINTR);
+	if (n < 0) {
+		syslog(LOG_INFO, "read from client failed: %m");
+		return LINE_FAIL;
+	}
+	if (n == 0)
+		return LINE_EOF;
+	in_pos = 0;
+	in_len = n;
+	return LINE;
+}
+
+/*
+ * Reads one line of at most MAX_LINE octets with its LF into line (which
+ * holds MAX_LINE + 1 bytes), without the CR LF, NUL-terminated; *len gets its
+ * length, NULs included. A longer line is read to its LF and thrown away:
+ * LINE_LONG, once. A line cut off by EOF is not a command.
+ */
+static enum line_status get_line(char *line, size_t *len)
+{
+	size_t n = 0, total = 0;
+	enum line_status st;
+
+	for (;;) {
+		char *nl;
+		size_t take;
+
+		if (in_pos == in_len && (st = fill_input()) != LINE)
+			return st;
+		nl = memchr(inbuf + in_pos, '\n', in_len - in_pos);
+		take = (nl ? (size_t)(nl - inbuf) : in_len) - in_pos;
+		total += take + (nl != NULL);
+		if (n < MAX_LINE) {
+			size_t room = MAX_LINE - n;
+			memcpy(line + n, inbuf + in_pos, take < room ? take : room);
+			n += take < room ? take : room;
+		}
+		in_pos += take + (nl != NULL);
+		if (nl)
+			break;
+	}
+	if (total > MAX_LINE)
+		return LINE_LONG;
+	if (n && line[n - 1] == '\r')
+		n--;
+	line[n] = '\0';
+	*len = n;
+	return LINE;
+}
+
+static enum result reply(struct session *s, enum result r, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(s->reply, sizeof(s->reply), fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+/* Makes a string from the client or the system safe to log. */
+static const char *printable(const char *s, char *buf, size_t size)
+{
+	size_t i;
+
+	for (i = 0; s[i] && i + 1 < size; i++)
+		buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+	buf[i] = '\0';
+	return buf;
+}
+
+/*
+ * Strict numbers: decimal digits only, at most max, no sign, space or
+ * trailing junk. Returns 0 or -1.
+ */
+static int parse_number(const char *arg, unsigned long long max,
+    unsigned long long *value)
+{
+	unsigned long long v = 0;
+
+	if (!arg || !*arg)
+		return -1;
+	for (; *arg; arg++) {
+		if (*arg < '0' || *arg > '9')
+			return -1;
+		if (v > (max - (*arg - '0')) / 10)
+			return -1;
+		v = v * 10 + (*arg - '0');
+	}
+	*value = v;
+	return 0;
+}
+
+/* Finds the message an argument names; on failure says why in s->reply. */
+static struct message *message_arg(struct session *s, const char *arg,
+    unsigned long *n)
+{
+	unsigned long long v;
+	struct message *m;
+
+	if (parse_number(arg, UINT32_MAX, &v)) {
+		reply(s, P_ERR, "Invalid message number");
+		return NULL;
+	}
+	*n = v;
+	if (!(m = maildrop_get(&s->md, v))) {
+		reply(s, P_ERR, "No such message");
+		return NULL;
+	}
+	if (m->flags & M_DELETED) {
+		reply(s, P_ERR, "Message %lu is deleted", *n);
+		return NULL;
+	}
+	return m;
+}
+
+/* The count and octets of the messages not marked deleted. */
+static void totals(struct session *s, unsigned long *count,
+    unsigned long long *octets)
+{
+	unsigned long i;
+
+	*count = 0;
+	*octets = 0;
+	for (i = 1; i <= s->md.visible; i++) {
+		struct message *m = maildrop_get(&s->md, i);
+		if (!(m->flags & M_DELETED)) {
+			++*count;
+			*octets += m->size;
+		}
+	}
+}
+
+static void random_bytes(void *buf, size_t len)
+{
+	if (getrandom(buf, len, 0) != (ssize_t)len) {
+		syslog(LOG_CRIT, "getrandom: %m");
+		exit(1);
+	}
+}
+
+/* Waits 1 to 3 seconds before a failed login is answered. */
+static void fail_delay(void)
+{
+	uint32_t r;
+	unsigned ms;
+	struct timespec ts;
+
+	random_bytes(&r, sizeof(r));
+	ms = FAIL_DELAY_MIN_MS + r % (FAIL_DELAY_MAX_MS - FAIL_DELAY_MIN_MS + 1);
+	if (out_len)
+		flush_output();
+	ts.tv_sec = ms / 1000;
+	ts.tv_nsec = (ms % 1000) * 1000000L;
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
+/* Every credential failure: delayed, logged, counted, and the third closes. */
+static enum result auth_failed(struct session *s, const char *why)
+{
+	char name[MAX_USER + 1];
+
+	syslog(LOG_NOTICE, "authentication failed: user=%s host=%s: %s",
+	    printable(s->user, name, sizeof(name)), s->peer, why);
+	s->user[0] = '\0';
+	fail_delay();
+	if (++s->failures >= MAX_AUTH_FAILURES)
+		return reply(s, P_CLOSE, "[AUTH] Too many failures");
+	return reply(s, P_ERR, "[AUTH] Authentication failed");
+}
+
+/*
+ * Expands the mailbox template: %u the user, %h the home directory, %% a
+ * percent sign. Returns 0, or -1 when the result would not fit.
+ */
+static int expand(const char *tmpl, const struct auth_user *u, char *buf,
+    size_t size)
+{
+	size_t n = 0;
+	const char *add;
+	char c[2] = { 0, 0 };
+
+	for (; *tmpl; tmpl++) {
+		if (*tmpl == '%' && tmpl[1]) {
+			tmpl++;
+			add = *tmpl == 'u' ? u->name : *tmpl == 'h' ? u->home
+			    : (c[0] = *tmpl, c);
+		} else
+			add = (c[0] = *tmpl, c);
+		if (n + strlen(add) >= size)
+			return -1;
+		strcpy(buf + n, add);
+		n += strlen(add);
+	}
+	return 0;
+}
+
+/* A template may use only %u, %h and %%. */
+static int template_ok(const char *tmpl)
+{
+	for (; *tmpl; tmpl++)
+		if (*tmpl == '%') {
+			tmpl++;
+			if (*tmpl != 'u' && *tmpl != 'h' && *tmpl != '%')
+				return 0;
+		}
+	return 1;
+}
+
+/*
+ * After a good credential: become the user, open the maildrop, and enter
+ * TRANSACTION. A maildrop that can't be opened ends the session, since the
+ * identity has already changed.
+ */
+static enum result login(struct session *s, const char *method)
+{
+	char path[PATH_MAX], name[MAX_USER + 1];
+	const char *err;
+	unsigned long count;
+	unsigned long long octets;
+
+	if (auth_become(s->user, &s->who))
+		return auth_failed(s, "no account to serve");
+	if (expand(mailbox_template, &s->who, path, sizeof(path))) {
+		syslog(LOG_ERR, "%s: mailbox path too long", s->who.name);
+		return reply(s, P_CLOSE, "[SYS/PERM] Mailbox path too long");
+	}
+	if (maildrop_open(&s->md, path, s->who.uid, &err)) {
+		syslog(LOG_NOTICE, "login refused: user=%s host=%s: %s",
+		    printable(s->who.name, name, sizeof(name)), s->peer, err);
+		return reply(s, P_CLOSE, "%s", err);
+	}
+	s->state = TRANSACTION;
+	totals(s, &count, &octets);
+	syslog(LOG_INFO, "login: user=%s host=%s method=%s messages=%lu "
+	    "octets=%llu", printable(s->who.name, name, sizeof(name)), s->peer,
+	    method, count, octets);
+	return reply(s, P_OK, "maildrop has %lu message%s (%llu octets)",
+	    count, count == 1 ? "" : "s", octets);
+}
+
+/* A user name we would look up: no control characters, spaces or slashes. */
+static int user_name_ok(const char *name)
+{
+	size_t len = strlen(name);
+
+	if (len < 1 || len > MAX_USER || !strcmp(name, ".") ||
+	    !strcmp(name, ".."))
+		return 0;
+	for (; *name; name++)
+		if ((unsigned char)*name <= ' ' || *name == 0x7f || *name == '/')
+			return 0;
+	return 1;
+}
+
+static enum result cmd_user(struct session *s, char *arg)
+{
+	if (!arg || !*arg)
+		return reply(s, P_ERR, "Syntax error");
+	s->user_ok = strlen(arg) <= MAX_USER && user_name_ok(arg);
+	snprintf(s->user, sizeof(s->user), "%s", arg);
+	return reply(s, P_OK, "Send PASS");
+}
+
+static enum result cmd_pass(struct session *s, char *arg)
+{
+	enum result r;
+
+	if (!s->user[0])
+		return reply(s, P_ERR, "Send USER first");
+	if (!arg || strlen(arg) > MAX_PASS)
+		r = auth_failed(s, "no password, or one too long");
+	else if (!s->user_ok)
+		r = auth_failed(s, "not a valid user name");
+	else if (apop_file && apop_only &&
+	    auth_has_secret(apop_file, s->user) != 0)
+		r = auth_failed(s, "USER/PASS refused: APOP user (-A)");
+	else if (auth_pam(pam_service, s->user, arg, strcmp(s->peer, "local") ?
+	    s->peer : NULL))
+		r = auth_failed(s, "PAM refused");
+	else
+		r = login(s, "PASS");
+	if (arg)
+		explicit_bzero(arg, strlen(arg));
+	return r;
+}
+
+static enum result cmd_apop(struct session *s, char *arg)
+{
+	char *digest = arg ? strchr(arg, ' ') : NULL;
+
+	if (!digest || strchr(digest + 1, ' '))
+		return reply(s, P_ERR, "Syntax error");
+	*digest++ = '\0';
+	snprintf(s->user, sizeof(s->user), "%s", arg);
+	if (strlen(arg) > MAX_USER || !user_name_ok(arg))
+		return auth_failed(s, "not a valid user name");
+	if (auth_apop(apop_file, s->user, s->timestamp, digest))
+		return auth_failed(s, "APOP refused");
+	return login(s, "APOP");
+}
+
+static int body_capa(struct session *s)
+{
+	(void)s;
+	return out_str("USER\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n"
+	    "PIPELINING\r\nIMPLEMENTATION " POP3_NAME " " POP3_VERSION "\r\n");
+}
+
+static enum result cmd_capa(struct session *s, char *arg)
+{
+	if (arg)
+		return reply(s, P_ERR, "Syntax error");
+	s->body = body_capa;
+	return reply(s, P_OK, "Capability list follows");
+}
+
+static enum result cmd_quit(struct session *s, char *arg)
+{
+	const char *err;
+	unsigned long count;
+	unsigned long long octets;
+
+	if (arg)
+		return reply(s, P_ERR, "Syntax error");
+	if (s->state != TRANSACTION)
+		return reply(s, P_QUIT, POP3_NAME " signing off");
+	if (maildrop_commit(&s->md, &err) < 0)
+		return reply(s, P_CLOSE, "%s", err);
+	totals(s, &count, &octets);
+	return reply(s, P_QUIT, POP3_NAME " signing off (%lu message%s left)",
+	    count, count == 1 ? "" : "s");
+}
+
+static enum result cmd_stat(struct session *s, char *arg)
+{
+	unsigned long count;
+	unsigned long long octets;
+
+	if (arg)
+		return reply(s, P_ERR, "Syntax error");
+	totals(s, &count, &octets);
+	return reply(s, P_OK, "%lu %llu", count, octets);
+}
+
+/* LIST and UIDL share their shape: one line a message, or one message. */
+static int body_scan_listing(struct session *s, int uidl)
+{
+	char line[32 + MAX_UIDL];
+	char uid[MAX_UIDL + 1];
+	unsigned long i;
+
+	for (i = 1; i <= s->md.visible; i++) {
+		struct message *m = maildrop_get(&s->md, i);
+
+		if (m->flags & M_DELETED)
+			continue;
+		if (uidl) {
+			maildrop_uidl(&s->md, m, uid);
+			snprintf(line, sizeof(line), "%lu %s\r\n", i, uid);
+		} else
+			snprintf(line, sizeof(line), "%lu %lld\r\n", i,
+			    (long long)m->size);
+		if (out_str(line))
+			return -1;
+	}
+	return 0;
+}
+
+static int body_list(struct session *s)
+{
+	return body_scan_listing(s, 0);
+}
+
+static int body_uidl(struct session *s)
+{
+	return body_scan_listing(s, 1);
+}
+
+static enum result cmd_list(struct session *s, char *arg)
+{
+	unsigned long n, count;
+	unsigned long long octets;
+	struct message *m;
+
+	if (arg) {
+		if (!(m = message_arg(s, arg, &n)))
+			return P_ERR;
+		return reply(s, P_OK, "%lu %lld", n, (long long)m->size);
+	}
+	totals(s, &count, &octets);
+	s->body = body_list;
+	return reply(s, P_OK, "%lu message%s (%llu octets)", count,
+	    count == 1 ? "" : "s", octets);
+}
+
+static enum result cmd_uidl(struct session *s, char *arg)
+{
+	char uid[MAX_UIDL + 1];
+	unsigned long n;
+	struct message *m;
+
+	if (arg) {
+		if (!(m = message_arg(s, arg, &n)))
+			return P_ERR;
+		maildrop_uidl(&s->md, m, uid);
+		return reply(s, P_OK, "%lu %s", n, uid);
+	}
+	s->body = body_uidl;
+	return reply(s, P_OK, "Unique-ID listing follows");
+}
+
+static int body_message(struct session *s)
+{
+	unsigned long long before = out_total;
+	int r = maildrop_send(&s->md, s->msg, s->lines, out, NULL);
+
+	if (s->lines >= 0)
+		s->top.octets += out_total - before;
+	return r;
+}
+
+static enum result cmd_retr(struct session *s, char *arg)
+{
+	unsigned long n;
+
+	if (!(s->msg = message_arg(s, arg, &n)))
+		return P_ERR;
+	s->lines = -1;
+	s->body = body_message;
+	s->retr.count++;
+	s->retr.octets += s->msg->size;
+	return reply(s, P_OK, "%lld octets", (long long)s->msg->size);
+}
+
+static enum result cmd_top(struct session *s, char *arg)
+{
+	char *count = arg ? strchr(arg, ' ') : NULL;
+	unsigned long long lines;
+	unsigned long n;
+
+	if (!count)
+		return reply(s, P_ERR, "Syntax error");
+	*count++ = '\0';
+	if (!(s->msg = message_arg(s, arg, &n)))
+		return P_ERR;
+	if (parse_number(count, LLONG_MAX, &lines))
+		return reply(s, P_ERR, "Invalid line count");
+	s->lines = lines;
+	s->body = body_message;
+	s->top.count++;
+	return reply(s, P_OK, "Top of message %lu follows", n);
+}
+
+static enum result cmd_dele(struct session *s, char *arg)
+{
+	struct message *m;
+	unsigned long n;
+
+	if (!(m = message_arg(s, arg, &n)))
+		return P_ERR;
+	m->flags |= M_DELETED;
+	s->del.count++;
+	s->del.octets += m->size;
+	return reply(s, P_OK, "Message %lu deleted", n);
+}
+
+static enum result cmd_noop(struct session *s, char *arg)
+{
+	if (arg)
+		return reply(s, P_ERR, "Syntax error");
+	return reply(s, P_OK, "");
+}
+
+static enum result cmd_rset(struct session *s, char *arg)
+{
+	unsigned long i, count;
+	unsigned long long octets;
+
+	if (arg)
+		return reply(s, P_ERR, "Syntax error");
+	for (i = 0; i < s->md.count; i++)
+		s->md.msg[i].flags &= ~M_DELETED;
+	s->del.count = 0;
+	s->del.octets = 0;
+	totals(s, &count, &octets);
+	return reply(s, P_OK, "maildrop has %lu message%s (%llu octets)",
+	    count, count == 1 ? "" : "s", octets);
+}
+
+static const struct command {
+	const char *name;
+	enum result (*handler)(struct session *, char *);
+	unsigned states;
+} commands[] = {
+	{ "USER", cmd_user, AUTHORIZATION },
+	{ "PASS", cmd_pass, AUTHORIZATION },
+	{ "APOP", cmd_apop, AUTHORIZATION },
+	{ "CAPA", cmd_capa, AUTHORIZATION | TRANSACTION },
+	{ "QUIT", cmd_quit, AUTHORIZATION | TRANSACTION },
+	{ "STAT", cmd_stat, TRANSACTION },
+	{ "LIST", cmd_list, TRANSACTION },
+	{ "RETR", cmd_retr, TRANSACTION },
+	{ "DELE", cmd_dele, TRANSACTION },
+	{ "NOOP", cmd_noop, TRANSACTION },
+	{ "RSET", cmd_rset, TRANSACTION },
+	{ "TOP", cmd_top, TRANSACTION },
+	{ "UIDL", cmd_uidl, TRANSACTION },
+	{ NULL, NULL, 0 }
+};
+
+/*
+ * Splits "KEYWORD[ arg]" and finds the handler for the state we are in. Only
+ * here are +OK, -ERR and the CRLF written. Returns the handler's result.
+ */
+static enum result dispatch(struct session *s, char *line)
+{
+	const struct command *c;
+	char *arg = strchr(line, ' ');
+	enum result r = P_ERR;
+	size_t klen = arg ? (size_t)(arg - line) : strlen(line);
+
+	if (arg)
+		arg++;
+	s->body = NULL;
+	snprintf(s->reply, sizeof(s->reply), "Unknown command");
+	for (c = commands; c->name; c++)
+		if (strlen(c->name) == klen && !strncasecmp(c->name, line, klen))
+			break;
+	if (c->name && (c->states & s->state) &&
+	    (c->handler != cmd_apop || s->timestamp[0]))
+		r = c->handler(s, arg);
+	if (out_str(r == P_OK || r == P_QUIT ? "+OK" : "-ERR") ||
+	    (s->reply[0] && (out_str(" ") || out_str(s->reply))) ||
+	    out_str("\r\n"))
+		return P_CLOSE;
+	if (r == P_OK && s->body && (s->body(s) || out_str(".\r\n")))
+		return P_CLOSE;
+	return r;
+}
+
+/* The address of the client: the socket's peer, or what the launcher says. */
+static const char *peer_address(void)
+{
+	static char buf[INET6_ADDRSTRLEN + 1];
+	struct sockaddr_storage sa;
+	socklen_t len = sizeof(sa);
+	const char *env;
+
+	if (!getpeername(STDIN_FILENO, (struct sockaddr *)&sa, &len)) {
+		if (sa.ss_family == AF_INET &&
+		    inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr,
+		    buf, sizeof(buf)))
+			return buf;
+		if (sa.ss_family == AF_INET6 &&
+		    inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr,
+		    buf, sizeof(buf)))
+			return buf;
+	}
+	if ((env = getenv("TCPREMOTEIP")) || (env = getenv("REMOTE_HOST"))) {
+		char *p;
+
+		snprintf(buf, sizeof(buf), "%s", env);
+		for (p = buf; *p; p++)
+			if (!strchr("0123456789abcdefABCDEF.:-"
+			    "ghijklmnopqrstuvwxyzGHIJKLMNOPQRSTUVWXYZ", *p))
+				*p = '?';
+		if (buf[0])
+			return buf;
+	}
+	return "local";
+}
+
+static void make_timestamp(struct session *s)
+{
+	char host[256];
+	uint64_t r;
+
+	if (gethostname(host, sizeof(host)) || !host[0])
+		strcpy(host, "localhost");
+	host[sizeof(host) - 1] = '\0';
+	random_bytes(&r, sizeof(r));
+	snprintf(s->timestamp, sizeof(s->timestamp), "<%ld.%lld.%016" PRIx64
+	    "@%s>", (long)getpid(), (long long)time(NULL), r, host);
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: " POP3_NAME " [-dAV] [-s service] "
+	    "[-m mailbox-template] [-a apop-secrets] [-t timeout]\n");
+	exit(2);
+}
+
+/* Runs the session; returns the exit status. */
+static int session(struct session *s)
+{
+	char line[MAX_LINE + 1];
+	size_t len;
+	enum result r;
+	const char *why;
+
+	if (out_str("+OK " POP3_NAME " ready") ||
+	    (s->timestamp[0] && (out_str(" ") || out_str(s->timestamp))) ||
+	    out_str("\r\n"))
+		return 1;
+	for (;;) {
+		switch (get_line(line, &len)) {
+		case LINE:
+			break;
+		case LINE_LONG:
+			if (out_str("-ERR Line too long\r\n"))
+				return 1;
+			continue;
+		case LINE_EOF:
+			why = "EOF before QUIT";
+			goto gone;
+		case LINE_TIMEOUT:
+			out_str("-ERR Disconnected for inactivity\r\n");
+			flush_output();
+			why = "idle timeout";
+			goto gone;
+		default:
+			why = "I/O error";
+			goto gone;
+		}
+		if (memchr(line, '\0', len)) {
+			explicit_bzero(line, sizeof(line));
+			if (out_str("-ERR NUL byte in command\r\n"))
+				return 1;
+			continue;
+		}
+		r = dispatch(s, line);
+		explicit_bzero(line, sizeof(line));
+		if (r == P_QUIT)
+			return flush_output() ? 1 : 0;
+		if (r == P_CLOSE) {
+			flush_output();
+			return 1;
+		}
+	}
+gone:
+	syslog(LOG_INFO, "session ended without QUIT (%s): nothing deleted",
+	    why);
+	return 1;
+}
+
+int main(int argc, char **argv)
+{
+	static struct session s;
+	struct sigaction sa;
+	int c, logopt = LOG_PID | LOG_NDELAY, status;
+	unsigned long long v;
+	char name[MAX_USER + 1];
+
+	while ((c = getopt(argc, argv, "a:Ads:m:t:V")) != -1)
+		switch (c) {
+		case 'a':
+			apop_file = optarg;
+			break;
+		case 'A':
+			apop_only = 1;
+			break;
+		case 'd':
+			logopt |= LOG_PERROR;
+			break;
+		case 's':
+			pam_service = optarg;
+			break;
+		case 'm':
+			mailbox_template = optarg;
+			break;
+		case 't':
+			if (parse_number(optarg, 86400, &v) || v < 1)
+				usage();
+			timeout = v;
+			break;
+		case 'V':
+			puts(POP3_NAME " " POP3_VERSION);
+			return 0;
+		default:
+			usage();
+		}
+	if (optind != argc || !template_ok(mailbox_template) ||
+	    !*pam_service)
+		usage();
+	openlog(POP3_NAME, logopt, LOG_MAIL);
+	if (getuid() != geteuid() || getgid() != getegid()) {
+		syslog(LOG_CRIT, "refusing to run set-uid or set-gid");
+		return 1;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	sa.sa_handler = on_alarm;	/* no SA_RESTART: writes time out */
+	sigaction(SIGALRM, &sa, NULL);
+
+	s.state = AUTHORIZATION;
+	s.md.fd = -1;
+	s.peer = peer_address();
+	if (apop_file)
+		make_timestamp(&s);
+	status = session(&s);
+	if (s.state == TRANSACTION) {
+		unsigned long count;
+		unsigned long long octets;
+
+		totals(&s, &count, &octets);
+		syslog(LOG_INFO, "logout: user=%s host=%s: top=%lu/%llu, "
+		    "retr=%lu/%llu, del=%lu/%llu, size=%llu",
+		    printable(s.who.name, name, sizeof(name)), s.peer,
+		    s.top.count, s.top.octets, s.retr.count, s.retr.octets, s.del.count,
+		    s.del.octets, octets + s.del.octets);
+		maildrop_close(&s.md);
+	}
+	return status;
+}

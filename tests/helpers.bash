@@ -1,0 +1,76 @@
+# Shared set-up for the bats suite: a throwaway mail directory, a pam_matrix
+# password database and PAM service, and a way to run one session through the
+# handler with the replies captured.
+#
+# When the suite runs as root (CI does), the handler is started as the user
+# "nobody" through setpriv, so it runs the unprivileged path; the root path has
+# tests of its own (root.bats).
+
+HANDLER="${HANDLER:-$BATS_TEST_DIRNAME/../pop3-handler}"
+PAM_WRAPPER_LIB="$(find /usr/lib /usr/lib64 -name libpam_wrapper.so 2>/dev/null | head -n 1)"
+PAM_MATRIX_MOD="$(find /usr/lib /usr/lib64 -name pam_matrix.so -path '*pam_wrapper*' 2>/dev/null | head -n 1)"
+
+# Makes $T (a world-traversable scratch directory), $T/mail (the spool, owned
+# by the user the handler runs as), a passdb and a PAM service "pop3".
+pop3_setup() {
+	T="$(mktemp -d /tmp/pop3-test.XXXXXX)"
+	chmod 755 "$T"
+	mkdir -p "$T/mail" "$T/pam.d"
+	cat > "$T/passdb" <<-EOF
+	alice:secret:pop3
+	bob:hunter2:pop3
+	carol:pass word:pop3
+	EOF
+	for t in auth account; do
+		echo "$t required $PAM_MATRIX_MOD passdb=$T/passdb"
+	done > "$T/pam.d/pop3"
+	if [ "$(id -u)" = 0 ]; then
+		RUNAS=(setpriv --reuid=nobody --regid=nogroup --clear-groups --)
+	else
+		RUNAS=()
+	fi
+	export T
+}
+
+pop3_teardown() {
+	[ -n "${T:-}" ] && rm -rf "$T"
+}
+
+# Gives files under $T/mail to the user the handler runs as.
+pop3_own() {
+	if [ "$(id -u)" = 0 ]; then
+		chown -R nobody:nogroup "$T/mail"
+	fi
+}
+
+# Runs the handler with its options ($@) on the input in $T/in and leaves the
+# replies, with CR removed, in $output/$lines/$status as bats' run does; the
+# raw bytes stay in $T/out and the log (-d) in $T/err.
+pop3_run() {
+	pop3_own
+	run env LD_PRELOAD="$PAM_WRAPPER_LIB" PAM_WRAPPER=1 \
+		PAM_WRAPPER_SERVICE_DIR="$T/pam.d" \
+		"${RUNAS[@]}" "$HANDLER" -d -m "$T/mail/%u" "$@" \
+		< "$T/in" > "$T/out" 2> "$T/err"
+	output="$(tr -d '\r' < "$T/out")"
+	IFS=$'\n' read -r -d '' -a lines <<< "$output" || true
+}
+
+# pop3_session [options --] line...: sends each line with CRLF, then runs.
+pop3_session() {
+	local opts=()
+	if [[ " $* " == *" -- "* ]]; then
+		while [ "$1" != "--" ]; do opts+=("$1"); shift; done
+		shift
+	fi
+	: > "$T/in"
+	local l
+	for l in "$@"; do printf '%s\r\n' "$l" >> "$T/in"; done
+	pop3_run "${opts[@]}"
+}
+
+# Writes an mbox for user $1 from stdin.
+mbox() {
+	cat > "$T/mail/$1"
+	chmod 600 "$T/mail/$1"
+}
