@@ -6,6 +6,7 @@ CPPFLAGS += -D_GNU_SOURCE
 LDLIBS = -lpam -llockfile -lmd -lxxhash
 PREFIX = /usr/local
 SBINDIR = $(PREFIX)/sbin
+MAN8DIR = $(PREFIX)/share/man/man8
 DESTDIR =
 BATS ?= bats
 
@@ -25,11 +26,12 @@ check: $(PROG)
 	BATS=$(BATS) sh tests/run
 
 install: $(PROG)
-	install -d $(DESTDIR)$(SBINDIR)
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MAN8DIR)
 	install -m 755 $(PROG) $(DESTDIR)$(SBINDIR)/$(PROG)
+	install -m 644 $(PROG).8 $(DESTDIR)$(MAN8DIR)/$(PROG).8
 
 uninstall:
-	rm -f $(DESTDIR)$(SBINDIR)/$(PROG)
+	rm -f $(DESTDIR)$(SBINDIR)/$(PROG) $(DESTDIR)$(MAN8DIR)/$(PROG).8
 
 clean:
 	rm -f $(PROG) $(OBJS)

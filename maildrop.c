@@ -546,6 +546,9 @@ static int open_checked(const char *path, uid_t uid, struct stat *st,
 		if (errno == ELOOP) {
 			syslog(LOG_ERR, "%s: refused: a symbolic link", path);
 			*err = "[SYS/PERM] Mailbox is a symbolic link";
+		} else if (errno == EISDIR) {
+			syslog(LOG_ERR, "%s: refused: a directory", path);
+			*err = "[SYS/PERM] Mailbox is not a regular file";
 		} else if (errno == EACCES || errno == EPERM) {
 			syslog(LOG_ERR, "%s: %m", path);
 			*err = "[SYS/PERM] Mailbox is not accessible";

@@ -44,16 +44,18 @@ pop3_own() {
 }
 
 # Runs the handler with its options ($@) on the input in $T/in and leaves the
-# replies, with CR removed, in $output/$lines/$status as bats' run does; the
+# replies, with CR removed, in $output/$lines/$status as bats' run does (but
+# keeping empty lines in $lines); the
 # raw bytes stay in $T/out and the log (-d) in $T/err.
 pop3_run() {
 	pop3_own
-	run env LD_PRELOAD="$PAM_WRAPPER_LIB" PAM_WRAPPER=1 \
+	status=0
+	env LD_PRELOAD="$PAM_WRAPPER_LIB" PAM_WRAPPER=1 \
 		PAM_WRAPPER_SERVICE_DIR="$T/pam.d" \
 		"${RUNAS[@]}" "$HANDLER" -d -m "$T/mail/%u" "$@" \
-		< "$T/in" > "$T/out" 2> "$T/err"
+		< "$T/in" > "$T/out" 2> "$T/err" || status=$?
 	output="$(tr -d '\r' < "$T/out")"
-	IFS=$'\n' read -r -d '' -a lines <<< "$output" || true
+	mapfile -t lines <<< "$output"	# empty lines kept
 }
 
 # pop3_session [options --] line...: sends each line with CRLF, then runs.
