@@ -255,6 +255,10 @@ static struct message *message_arg(struct session *s, const char *arg,
 	unsigned long long v;
 	struct message *m;
 
+	if (!arg) {
+		reply(s, P_ERR, "Syntax error");
+		return NULL;
+	}
 	if (parse_number(arg, UINT32_MAX, &v)) {
 		reply(s, P_ERR, "Invalid message number");
 		return NULL;

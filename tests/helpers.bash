@@ -24,6 +24,10 @@ pop3_setup() {
 	for t in auth account; do
 		echo "$t required $PAM_MATRIX_MOD passdb=$T/passdb"
 	done > "$T/pam.d/pop3"
+	# libpam also loads "other"; one that lets nobody in keeps pam_wrapper quiet.
+	for t in auth account; do
+		echo "$t required $PAM_MATRIX_MOD passdb=$T/nobody"
+	done > "$T/pam.d/other"
 	if [ "$(id -u)" = 0 ]; then
 		RUNAS=(setpriv --reuid=nobody --regid=nogroup --clear-groups --)
 	else
