@@ -30,6 +30,8 @@ static const char *pam_service = DEFAULT_PAM_SERVICE;
 static const char *mailbox_template = DEFAULT_MAILBOX;
 static const char *apop_file;
 static int apop_only;			/* -A */
+static int secure;			/* -S: the connection is under TLS */
+static int plaintext_needs_tls;		/* -P */
 static int timeout = DEFAULT_TIMEOUT;
 
 /* What a handler tells the dispatcher to do with its reply. */
@@ -415,10 +417,19 @@ static int user_name_ok(const char *name)
 	return 1;
 }
 
+/* Whether a password may cross this connection in the clear (-P, -S). */
+static int plaintext_allowed(void)
+{
+	return secure || !plaintext_needs_tls;
+}
+
 static enum result cmd_user(struct session *s, char *arg)
 {
 	if (!arg || !*arg)
 		return reply(s, P_ERR, "Syntax error");
+	if (!plaintext_allowed())
+		return reply(s, P_ERR, "[AUTH] Plaintext authentication "
+		    "disallowed on non-secure connections");
 	s->user_ok = strlen(arg) <= MAX_USER && user_name_ok(arg);
 	snprintf(s->user, sizeof(s->user), "%s", arg);
 	return reply(s, P_OK, "Send PASS");
@@ -465,7 +476,9 @@ static enum result cmd_apop(struct session *s, char *arg)
 static int body_capa(struct session *s)
 {
 	(void)s;
-	return out_str("USER\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n"
+	if (plaintext_allowed() && out_str("USER\r\n"))
+		return -1;
+	return out_str("TOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n"
 	    "PIPELINING\r\nIMPLEMENTATION " POP3_NAME " " POP3_VERSION "\r\n");
 }
 
@@ -748,7 +761,7 @@ static void make_timestamp(struct session *s)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: " POP3_NAME " [-dAV] [-s service] "
+	fprintf(stderr, "usage: " POP3_NAME " [-dAPSV] [-s service] "
 	    "[-m mailbox-template] [-a apop-secrets] [-t timeout]\n");
 	exit(2);
 }
@@ -814,7 +827,7 @@ int main(int argc, char **argv)
 	unsigned long long v;
 	char name[MAX_USER + 1];
 
-	while ((c = getopt(argc, argv, "a:Ads:m:t:V")) != -1)
+	while ((c = getopt(argc, argv, "a:Ads:m:Pt:SV")) != -1)
 		switch (c) {
 		case 'a':
 			apop_file = optarg;
@@ -827,6 +840,12 @@ int main(int argc, char **argv)
 			break;
 		case 's':
 			pam_service = optarg;
+			break;
+		case 'S':
+			secure = 1;
+			break;
+		case 'P':
+			plaintext_needs_tls = 1;
 			break;
 		case 'm':
 			mailbox_template = optarg;
