@@ -48,8 +48,8 @@ pop3_own() {
 }
 
 # Runs the handler with its options ($@) on the input in $T/in and leaves the
-# replies, with CR removed, in $output/$lines/$status as bats' run does (but
-# keeping empty lines in $lines); the
+# replies, with CR and NUL removed, in $output/$lines/$status as bats' run
+# does ($lines has no empty lines: check those in $output or $T/out); the
 # raw bytes stay in $T/out and the log (-d) in $T/err.
 pop3_run() {
 	pop3_own
@@ -58,8 +58,8 @@ pop3_run() {
 		PAM_WRAPPER_SERVICE_DIR="$T/pam.d" \
 		"${RUNAS[@]}" "$HANDLER" -d -m "$T/mail/%u" "$@" \
 		< "$T/in" > "$T/out" 2> "$T/err" || status=$?
-	output="$(tr -d '\r' < "$T/out")"
-	mapfile -t lines <<< "$output"	# empty lines kept
+	output="$(tr -d '\r\000' < "$T/out")"
+	IFS=$'\n' read -r -d '' -a lines <<< "$output" || true
 }
 
 # pop3_session [options --] line...: sends each line with CRLF, then runs.

@@ -1,0 +1,252 @@
+#!/usr/bin/env bats
+# The UPDATE state: what QUIT writes, what every other ending leaves alone, and
+# what happens when another program touches the mailbox during the session.
+# Expected files come from gen-mbox.py --omit, which writes the same mbox
+# without the given messages.
+
+load helpers
+load drive
+
+setup() {
+	pop3_setup
+	GEN="$BATS_TEST_DIRNAME/gen-mbox.py"
+}
+
+teardown() {
+	pop3_teardown
+}
+
+# gen ARGS...: alice's mailbox from the generator, and a copy in $T/alice.orig.
+gen() {
+	python3 "$GEN" "$@" > "$T/mail/alice"
+	chmod 600 "$T/mail/alice"
+	cp "$T/mail/alice" "$T/alice.orig"
+}
+
+# A message as a delivery agent appends it: From_ line, message, empty line.
+new_message() {
+	printf 'From zed@example.org Tue Jan  2 00:00:00 2024\nFrom: Zed <zed@example.org>\nTo: alice@example.org\nSubject: arrived during the session\nMessage-ID: <new@example.org>\n\nnew mail\n\n'
+}
+
+# --- QUIT ---------------------------------------------------------------------
+
+@test "QUIT with deletions removes exactly those messages and leaves the rest byte-exact" {
+	gen --count 12 --seed 11
+	python3 "$GEN" --count 12 --seed 11 --omit 2,5,12 > "$T/expected"
+	pop3_session "USER alice" "PASS secret" "DELE 2" "DELE 5" "DELE 12" QUIT
+	[ "$status" -eq 0 ]
+	[[ "${lines[-1]}" =~ ^\+OK\ .*\(9\ messages\ left\)$ ]]
+	cmp "$T/expected" "$T/mail/alice"
+}
+
+@test "QUIT deleting the first and the last message of a file without final newline" {
+	gen --count 8 --seed 12 --no-final-newline
+	python3 "$GEN" --count 8 --seed 12 --no-final-newline --omit 1,8 > "$T/expected"
+	pop3_session "USER alice" "PASS secret" "DELE 1" "DELE 8" QUIT
+	[ "$status" -eq 0 ]
+	[[ "${lines[-1]}" =~ \(6\ messages\ left\)$ ]]
+	cmp "$T/expected" "$T/mail/alice"
+}
+
+@test "QUIT deleting a message before one without final newline keeps that one as it was" {
+	gen --count 5 --seed 13 --no-final-newline
+	python3 "$GEN" --count 5 --seed 13 --no-final-newline --omit 4 > "$T/expected"
+	pop3_session "USER alice" "PASS secret" "DELE 4" QUIT
+	[ "$status" -eq 0 ]
+	cmp "$T/expected" "$T/mail/alice"
+}
+
+@test "QUIT deleting every message leaves an empty mailbox" {
+	gen --count 3 --seed 14
+	pop3_session "USER alice" "PASS secret" "DELE 1" "DELE 2" "DELE 3" QUIT
+	[ "$status" -eq 0 ]
+	[[ "${lines[-1]}" =~ \(0\ messages\ left\)$ ]]
+	[ ! -s "$T/mail/alice" ]
+	pop3_session "USER alice" "PASS secret" STAT QUIT
+	[ "${lines[3]}" = "+OK 0 0" ]
+}
+
+@test "QUIT deleting every message keeps the pseudo-message" {
+	gen --count 3 --seed 15 --pseudo
+	python3 "$GEN" --count 3 --seed 15 --pseudo --omit 1,2,3 > "$T/expected"
+	pop3_session "USER alice" "PASS secret" "DELE 1" "DELE 2" "DELE 3" QUIT
+	[ "$status" -eq 0 ]
+	cmp "$T/expected" "$T/mail/alice"
+}
+
+@test "QUIT with deletions keeps the mailbox's mode" {
+	gen --count 4 --seed 16
+	chmod 660 "$T/mail/alice"
+	pop3_session "USER alice" "PASS secret" "DELE 2" QUIT
+	[ "$status" -eq 0 ]
+	[ "$(stat -c %a "$T/mail/alice")" = 660 ]
+}
+
+@test "the messages left after QUIT are served with the same sizes and UIDLs" {
+	gen --count 10 --seed 17
+	pop3_session "USER alice" "PASS secret" LIST UIDL QUIT
+	before=$(printf '%s\n' "${lines[@]}" | sed -n '/^[0-9]/p' | grep -v '^[1357] ')
+	pop3_session "USER alice" "PASS secret" "DELE 1" "DELE 3" "DELE 5" "DELE 7" QUIT
+	[[ "${lines[-1]}" =~ \(6\ messages\ left\)$ ]]
+	pop3_session "USER alice" "PASS secret" LIST UIDL QUIT
+	after=$(printf '%s\n' "${lines[@]}" | sed -n '/^[0-9]/p' | cut -d' ' -f2)
+	[ "$after" = "$(cut -d' ' -f2 <<< "$before")" ]
+}
+
+@test "RSET then QUIT deletes nothing" {
+	gen --count 6 --seed 18
+	pop3_session "USER alice" "PASS secret" "DELE 1" "DELE 6" RSET QUIT
+	[ "$status" -eq 0 ]
+	[[ "${lines[-1]}" =~ \(6\ messages\ left\)$ ]]
+	cmp "$T/alice.orig" "$T/mail/alice"
+}
+
+# --- endings without UPDATE ---------------------------------------------------
+
+@test "EOF after DELE deletes nothing" {
+	gen --count 6 --seed 19
+	pop3_session "USER alice" "PASS secret" "DELE 1" "DELE 2"
+	[ "$status" -eq 1 ]
+	cmp "$T/alice.orig" "$T/mail/alice"
+}
+
+@test "the idle timeout after DELE deletes nothing" {
+	gen --count 6 --seed 20
+	pop3_drive -t 1 <<-'EOF'
+	C: USER alice
+	C: PASS secret
+	C: DELE 1
+	! sleep 2.5
+	C: QUIT
+	EOF
+	[ "${lines[3]}" = "+OK" ] || [[ "${lines[3]}" == "+OK "* ]]
+	[ "${lines[4]}" = "-ERR Disconnected for inactivity" ]
+	[ "${#lines[@]}" -eq 5 ]
+	[ "$status" -eq 1 ]
+	cmp "$T/alice.orig" "$T/mail/alice"
+}
+
+@test "the third failed login ends the session without touching the mailbox" {
+	gen --count 2 --seed 21
+	pop3_session "USER alice" "PASS x" "USER alice" "PASS y" "USER alice" "PASS z"
+	[ "$status" -eq 1 ]
+	cmp "$T/alice.orig" "$T/mail/alice"
+}
+
+# --- another program during the session -------------------------------------
+
+@test "mail appended under the locks between login and QUIT is kept after QUIT" {
+	gen --count 5 --seed 22
+	new_message > "$T/new"
+	{ python3 "$GEN" --count 5 --seed 22 --omit 1; cat "$T/new"; } > "$T/expected"
+	pop3_drive <<-'EOF'
+	C: USER alice
+	C: PASS secret
+	C: DELE 1
+	! locked_append "$T/mail/alice" < "$T/new"
+	C: QUIT
+	EOF
+	[[ "${lines[2]}" == "+OK maildrop has 5 messages ("* ]]
+	[[ "${lines[4]}" =~ ^\+OK\ .*messages\ left\)$ ]] || { echo "$output"; false; }
+	[ "$status" -eq 0 ]
+	cmp "$T/expected" "$T/mail/alice"
+	pop3_session "USER alice" "PASS secret" STAT "RETR 5" QUIT
+	[[ "${lines[3]}" == "+OK 5 "* ]]
+	[ "${lines[-3]}" = "new mail" ]
+}
+
+@test "a message edited in place (same size) during the session makes QUIT -ERR [SYS/TEMP] and keeps the other program's version" {
+	gen --count 6 --seed 24
+	# Change one byte in message 3's body; the size stays the same.
+	python3 - "$T/alice.orig" "$T/edited" <<-'EOF'
+	import re, sys
+	d = open(sys.argv[1], "rb").read()
+	starts = [m.start() for m in re.finditer(rb"(?:\A|(?<=\n\n))From ", d)]
+	body = d.index(b"\n\n", starts[2]) + 2
+	i = body + 2
+	d = d[:i] + (b"Z" if d[i:i+1] != b"Z" else b"Y") + d[i+1:]
+	open(sys.argv[2], "wb").write(d)
+	EOF
+	[ "$(wc -c < "$T/edited")" -eq "$(wc -c < "$T/alice.orig")" ]
+	! cmp -s "$T/edited" "$T/alice.orig"
+	pop3_drive <<-'EOF'
+	C: USER alice
+	C: PASS secret
+	C: DELE 1
+	! locked_rewrite "$T/mail/alice" < "$T/edited"
+	C: QUIT
+	EOF
+	[[ "${lines[4]}" == "-ERR [SYS/TEMP]"* ]] || { echo "$output"; false; }
+	[ "$status" -eq 1 ]
+	cmp "$T/edited" "$T/mail/alice"
+}
+
+@test "a mailbox truncated during the session makes QUIT -ERR [SYS/TEMP] and stays truncated" {
+	gen --count 6 --seed 25
+	head -c $(( $(wc -c < "$T/alice.orig") - 50 )) "$T/alice.orig" > "$T/truncated"
+	pop3_drive <<-'EOF'
+	C: USER alice
+	C: PASS secret
+	C: DELE 2
+	! locked_rewrite "$T/mail/alice" < "$T/truncated"
+	C: QUIT
+	EOF
+	[[ "${lines[4]}" == "-ERR [SYS/TEMP]"* ]] || { echo "$output"; false; }
+	[ "$status" -eq 1 ]
+	cmp "$T/truncated" "$T/mail/alice"
+}
+
+@test "a mailbox whose deleted message was removed by another program makes QUIT -ERR [SYS/TEMP]" {
+	gen --count 4 --seed 26
+	python3 "$GEN" --count 4 --seed 26 --omit 2 > "$T/other"
+	pop3_drive <<-'EOF'
+	C: USER alice
+	C: PASS secret
+	C: DELE 2
+	! locked_rewrite "$T/mail/alice" < "$T/other"
+	C: QUIT
+	EOF
+	[[ "${lines[4]}" == "-ERR [SYS/TEMP]"* ]] || { echo "$output"; false; }
+	cmp "$T/other" "$T/mail/alice"
+}
+
+@test "a mailbox replaced by another file during the session makes QUIT -ERR [SYS/TEMP]" {
+	gen --count 4 --seed 27
+	python3 "$GEN" --count 4 --seed 28 > "$T/other"
+	cp "$T/other" "$T/expected"
+	pop3_drive <<-'EOF'
+	C: USER alice
+	C: PASS secret
+	C: DELE 1
+	! cp "$T/other" "$T/mail/alice.new" && chmod 600 "$T/mail/alice.new" && mv "$T/mail/alice.new" "$T/mail/alice"
+	C: QUIT
+	EOF
+	[[ "${lines[4]}" == "-ERR [SYS/TEMP]"* ]] || { echo "$output"; false; }
+	cmp "$T/expected" "$T/mail/alice"
+}
+
+# --- locks ------------------------------------------------------------------
+
+@test "a mailbox dot-locked by another program for 10 s is refused with -ERR [IN-USE]" {
+	gen --count 2 --seed 29
+	dotlockfile -l -p -r 0 "$T/mail/alice.lock"
+	pop3_session "USER alice" "PASS secret" STAT QUIT
+	dotlockfile -u "$T/mail/alice.lock"
+	[[ "${lines[2]}" == "-ERR [IN-USE]"* ]] || { echo "$output"; false; }
+	[ "${#lines[@]}" -eq 3 ]
+	[ "$status" -eq 1 ]
+	cmp "$T/alice.orig" "$T/mail/alice"
+}
+
+@test "the handler holds no lock between login and QUIT" {
+	gen --count 2 --seed 30
+	pop3_drive <<-'EOF'
+	C: USER alice
+	C: PASS secret
+	! dotlockfile -l -p -r 0 "$T/mail/alice.lock" && dotlockfile -u "$T/mail/alice.lock"
+	! python3 -c 'import fcntl, sys; f = open(sys.argv[1], "r+b"); fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB); fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)' "$T/mail/alice"
+	C: QUIT
+	EOF
+	[[ "${lines[3]}" == "+OK"* ]] || { echo "$output"; false; }
+	[[ "$output" != *"! exit"* ]]
+}
