@@ -265,6 +265,30 @@ secrets() {
 	[[ "${lines[-1]}" =~ \(3\ messages\ left\)$ ]]
 }
 
+@test "-P without -S: CAPA leaves out USER, USER is refused with [AUTH], APOP still logs in" {
+	secrets
+	pop3_session -P -a "$T/secrets" -- CAPA "USER alice" "PASS secret" QUIT
+	capa=$(printf '%s\n' "${lines[@]}" | sed -n '3,/^\.$/p')
+	! grep -qx USER <<< "$capa"
+	grep -qx TOP <<< "$capa"
+	grep -qx '\-ERR \[AUTH\] Plaintext authentication disallowed on non-secure connections' <<< "$output"
+	grep -qx -- '-ERR Send USER first' <<< "$output"
+	pop3_drive -P -a "$T/secrets" <<-'EOF'
+	A: alice tanstaaf
+	C: QUIT
+	EOF
+	[ "${lines[1]}" = "+OK maildrop has 3 messages (340 octets)" ]
+	[ "$status" -eq 0 ]
+}
+
+@test "-P with -S (under TLS): CAPA lists USER and USER/PASS logs in" {
+	pop3_session -P -S -- CAPA "USER alice" "PASS secret" QUIT
+	capa=$(printf '%s\n' "${lines[@]}" | sed -n '3,/^\.$/p')
+	grep -qx USER <<< "$capa"
+	grep -qx '+OK maildrop has 3 messages (340 octets)' <<< "$output"
+	[ "$status" -eq 0 ]
+}
+
 @test "CAPA with an argument is a syntax error" {
 	pop3_session "CAPA x" QUIT
 	[ "${lines[1]}" = "-ERR Syntax error" ]
