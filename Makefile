@@ -36,4 +36,14 @@ uninstall:
 clean:
 	rm -f $(PROG) $(OBJS)
 
+# Benchmark against popa3d and Dovecot (issue 4), as root: one table on stdout.
+# Not part of check. bench-quick: small mailboxes, 2 repeats, a couple of minutes.
+bench: $(PROG)
+	sh bench/run.sh
+
+bench-quick: $(PROG)
+	BENCH_QUICK=1 sh bench/run.sh
+
+.PHONY: bench bench-quick
+
 .PHONY: all check install uninstall clean
