@@ -8,6 +8,7 @@
 #include <lockfile.h>
 #include <md5.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -586,15 +587,53 @@ static int same_file(const char *path, int fd)
 	    a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
-int maildrop_open(struct maildrop *md, const char *path, uid_t uid,
-    const char **err)
+/*
+ * Opens the state directory: a directory owned by uid that nobody else may
+ * write. With create, it is made (mode 0700) if missing. Returns its
+ * descriptor, or -1 with the reason logged (quietly for a missing one that
+ * was not to be made).
+ */
+static int state_open(const char *dir, uid_t uid, int create)
+{
+	struct stat st;
+	int fd;
+
+	if (!create && access(dir, F_OK) && errno == ENOENT)
+		return -1;
+	if (create && mkdir(dir, 0700) && errno != EEXIST) {
+		syslog(LOG_WARNING, "%s: cannot make the state directory: %m; "
+		    "DELE will not be possible", dir);
+		return -1;
+	}
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		syslog(LOG_WARNING, "%s: state directory: %m", dir);
+		return -1;
+	}
+	if (fstat(fd, &st) || st.st_uid != uid || (st.st_mode & 022)) {
+		syslog(LOG_ERR, "%s: refused as state directory: not owned by "
+		    "uid %lu, or writable by others", dir, (unsigned long)uid);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int journal_recover(struct maildrop *md, char *buf, const char **err);
+
+int maildrop_open(struct maildrop *md, const char *path, const char *state,
+    uid_t uid, const char **err)
 {
 	struct stat st;
 	int tries, fd;
+	char *buf;
 
 	memset(md, 0, sizeof(*md));
 	md->fd = -1;
-	if (!(md->path = strdup(path))) {
+	md->uid = uid;
+	md->state = state ? state_open(state, uid, 0) : -1;
+	if (!(md->path = strdup(path)) ||
+	    (state && !(md->state_path = strdup(state)))) {
 		*err = "[SYS/TEMP] Out of memory";
 		return -1;
 	}
@@ -631,6 +670,17 @@ int maildrop_open(struct maildrop *md, const char *path, uid_t uid,
 	}
 	md->dev = st.st_dev;
 	md->ino = st.st_ino;
+	if (!(buf = malloc(MAILBOX_CHUNK))) {
+		*err = "[SYS/TEMP] Out of memory";
+		unlock(md);
+		goto fail;
+	}
+	if (journal_recover(md, buf, err)) {
+		free(buf);
+		unlock(md);
+		goto fail;
+	}
+	free(buf);
 	if (scan(md) == 0) {
 		md->first = md->count && (md->msg[0].flags & M_HIDDEN);
 		md->visible = md->count - md->first;
@@ -740,37 +790,11 @@ int maildrop_send(struct maildrop *md, const struct message *m, long long lines,
 	return 0;
 }
 
-/* Whether the first md->length bytes are still the ones that were read. */
-static int unchanged(struct maildrop *md, char *buf)
-{
-	XXH3_state_t *h = XXH3_createState();
-	struct stat st;
-	off_t off = 0;
-	ssize_t n;
-	int same = 0;
-
-	if (!h || fstat(md->fd, &st) || st.st_size < md->length ||
-	    !same_file(md->path, md->fd))
-		goto out;
-	XXH3_64bits_reset(h);
-	while (off < md->length) {
-		size_t want = md->length - off < MAILBOX_CHUNK ?
-		    (size_t)(md->length - off) : MAILBOX_CHUNK;
-
-		n = read_full(md->fd, buf, want, off);
-		if (n < 0 || (size_t)n != want)
-			goto out;
-		XXH3_64bits_update(h, buf, n);
-		off += n;
-	}
-	same = XXH3_64bits_digest(h) == md->digest;
-out:
-	XXH3_freeState(h);
-	return same;
-}
-
-/* Copies [from, to) down to dst. Returns 0 or -1 with errno set. */
-static int move_down(int fd, char *buf, off_t dst, off_t from, off_t to)
+/*
+ * Feeds [from, to) of fd into h. Returns 0, or -1 with errno set (EIO when
+ * the file is shorter than that).
+ */
+static int hash_range(int fd, off_t from, off_t to, char *buf, XXH3_state_t *h)
 {
 	while (from < to) {
 		size_t want = to - from < MAILBOX_CHUNK ?
@@ -782,27 +806,276 @@ static int move_down(int fd, char *buf, off_t dst, off_t from, off_t to)
 				errno = EIO;
 			return -1;
 		}
-		if (dst != from && write_full(fd, buf, n, dst))
-			return -1;
-		dst += n;
+		XXH3_64bits_update(h, buf, n);
 		from += n;
 	}
 	return 0;
 }
 
+/* The XXH3 of [from, to) of fd into *out. Returns 0 or -1 (errno set). */
+static int hash_of(int fd, off_t from, off_t to, char *buf, uint64_t *out)
+{
+	XXH3_state_t *h = XXH3_createState();
+	int ret = -1;
+
+	if (h && XXH3_64bits_reset(h) == XXH_OK &&
+	    !hash_range(fd, from, to, buf, h)) {
+		*out = XXH3_64bits_digest(h);
+		ret = 0;
+	}
+	XXH3_freeState(h);
+	return ret;
+}
+
+/* Copies len bytes from sfd at soff to dfd at doff, hashing them into h
+ * unless h is NULL. Returns 0 or -1 with errno set. */
+static int copy_range(int sfd, off_t soff, int dfd, off_t doff, off_t len,
+    char *buf, XXH3_state_t *h)
+{
+	while (len > 0) {
+		size_t want = len < MAILBOX_CHUNK ? (size_t)len : MAILBOX_CHUNK;
+		ssize_t n = read_full(sfd, buf, want, soff);
+
+		if (n < 0 || (size_t)n != want) {
+			if (n >= 0)
+				errno = EIO;
+			return -1;
+		}
+		if (h)
+			XXH3_64bits_update(h, buf, n);
+		if (write_full(dfd, buf, n, doff))
+			return -1;
+		soff += n;
+		doff += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/*
+ * Whether the first md->length bytes are still the ones that were read, the
+ * file the one that was opened; *prefix gets the XXH3 of [0, start).
+ */
+static int unchanged(struct maildrop *md, char *buf, off_t start,
+    uint64_t *prefix)
+{
+	XXH3_state_t *h = XXH3_createState();
+	struct stat st;
+	int same = 0;
+
+	if (h && !fstat(md->fd, &st) && st.st_size >= md->length &&
+	    same_file(md->path, md->fd) && XXH3_64bits_reset(h) == XXH_OK &&
+	    !hash_range(md->fd, 0, start, buf, h)) {
+		*prefix = XXH3_64bits_digest(h);
+		same = !hash_range(md->fd, start, md->length, buf, h) &&
+		    XXH3_64bits_digest(h) == md->digest;
+	}
+	XXH3_freeState(h);
+	return same;
+}
+
+/*
+ * The update journal, in the state directory. It holds the new bytes of the
+ * mailbox from start to new_end, behind this header. It is written whole,
+ * synced and renamed into place before the mailbox is touched; from then on
+ * it alone can finish the update, and it is removed only after the mailbox
+ * has been rewritten and synced. DESIGN in README says why this is enough.
+ */
+struct journal {
+	char magic[8];
+	uint64_t dev, ino;		/* the mailbox */
+	uint64_t start, old_end, new_end;
+	uint64_t prefix;		/* XXH3 of the mailbox's [0, start) */
+	uint64_t tail;			/* XXH3 of the old [new_end, old_end) */
+	uint64_t data;			/* XXH3 of the new bytes */
+	uint64_t check;			/* XXH3 of all the above */
+};
+
+static const char journal_magic[8] = "P3JRNL01";
+static const char journal_name[] = "journal";
+static const char journal_new[] = "journal.new";
+
+struct range {
+	int fd;
+	off_t off, len;
+};
+
+static uint64_t journal_check(const struct journal *j)
+{
+	return XXH3_64bits(j, offsetof(struct journal, check));
+}
+
+/* Writes the journal from the ranges given. Returns 0, or -1 (errno set)
+ * with no journal left behind. */
+static int journal_write(struct maildrop *md, struct journal *j,
+    const struct range *r, size_t nr, char *buf)
+{
+	XXH3_state_t *h = XXH3_createState();
+	off_t off = sizeof(*j);
+	size_t i;
+	int fd, ret = -1, saved;
+
+	unlinkat(md->state, journal_new, 0);
+	fd = openat(md->state, journal_new, O_WRONLY | O_CREAT | O_EXCL |
+	    O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 || !h || XXH3_64bits_reset(h) != XXH_OK)
+		goto out;
+	for (i = 0; i < nr; i++) {
+		if (copy_range(r[i].fd, r[i].off, fd, off, r[i].len, buf, h))
+			goto out;
+		off += r[i].len;
+	}
+	memcpy(j->magic, journal_magic, sizeof(j->magic));
+	j->data = XXH3_64bits_digest(h);
+	j->check = journal_check(j);
+	if (write_full(fd, (const char *)j, sizeof(*j), 0) || fsync(fd) ||
+	    renameat(md->state, journal_new, md->state, journal_name) ||
+	    fsync(md->state))
+		goto out;
+	ret = 0;
+out:
+	saved = errno;
+	if (fd >= 0)
+		close(fd);
+	if (ret)
+		unlinkat(md->state, journal_new, 0);
+	XXH3_freeState(h);
+	errno = saved;
+	return ret;
+}
+
+/* Carries the journal out: its bytes over the mailbox from start, the file
+ * cut at new_end and synced, then the journal removed. Returns 0 or -1. */
+static int journal_apply(struct maildrop *md, const struct journal *j,
+    char *buf)
+{
+	int fd = openat(md->state, journal_name, O_RDONLY | O_NOFOLLOW |
+	    O_CLOEXEC), ret = -1, saved;
+
+	if (fd >= 0 && !copy_range(fd, sizeof(*j), md->fd, j->start,
+	    j->new_end - j->start, buf, NULL) &&
+	    !ftruncate(md->fd, j->new_end) && !fsync(md->fd) &&
+	    !unlinkat(md->state, journal_name, 0) && !fsync(md->state))
+		ret = 0;
+	saved = errno;
+	if (fd >= 0)
+		close(fd);
+	errno = saved;
+	return ret;
+}
+
+/* Moves a journal that cannot be used out of the way, for the admin. */
+static void journal_set_aside(struct maildrop *md, const char *why)
+{
+	char name[64];
+
+	snprintf(name, sizeof(name), "journal.bad.%lld", (long long)time(NULL));
+	renameat(md->state, journal_name, md->state, name);
+	fsync(md->state);
+	syslog(LOG_CRIT, "%s: update journal not used (%s); set aside as %s "
+	    "in the state directory", md->path, why, name);
+}
+
+/*
+ * At open, under the locks: finishes an update that was cut short (a kill,
+ * a crash, a power loss). The journal tells where it stopped: if the old
+ * bytes past new_end are still there the file was not cut yet, and the
+ * journal is carried out again, after taking in any mail appended since;
+ * otherwise only the journal's removal was missing. Returns 0, or -1 with
+ * *err set when the maildrop must not be served.
+ */
+static int journal_recover(struct maildrop *md, char *buf, const char **err)
+{
+	struct journal j;
+	struct stat st, js;
+	uint64_t h;
+	int fd;
+
+	if (md->state < 0)
+		return 0;
+	unlinkat(md->state, journal_new, 0);	/* never renamed: never used */
+	fd = openat(md->state, journal_name, O_RDONLY | O_NOFOLLOW |
+	    O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		syslog(LOG_ERR, "%s: update journal: %m", md->path);
+		*err = "[SYS/TEMP] Cannot read the update journal";
+		return -1;
+	}
+	if (read_full(fd, (char *)&j, sizeof(j), 0) != sizeof(j) ||
+	    memcmp(j.magic, journal_magic, sizeof(j.magic)) ||
+	    j.check != journal_check(&j) || j.start > j.new_end ||
+	    j.new_end > j.old_end || fstat(fd, &js) ||
+	    (uint64_t)js.st_size != sizeof(j) + j.new_end - j.start ||
+	    hash_of(fd, sizeof(j), js.st_size, buf, &h) || h != j.data) {
+		close(fd);
+		journal_set_aside(md, "damaged");
+		*err = "[SYS/TEMP] An interrupted update needs the admin";
+		return -1;
+	}
+	if (fstat(md->fd, &st) || j.dev != (uint64_t)st.st_dev ||
+	    j.ino != (uint64_t)st.st_ino ||
+	    hash_of(md->fd, 0, j.start, buf, &h) || h != j.prefix) {
+		close(fd);
+		journal_set_aside(md, "written for another or a changed file");
+		return 0;
+	}
+	if ((uint64_t)st.st_size >= j.old_end &&
+	    !hash_of(md->fd, j.new_end, j.old_end, buf, &h) && h == j.tail) {
+		/* Not cut yet: do it all again, with any mail appended. */
+		if ((uint64_t)st.st_size > j.old_end) {
+			struct range r[2] = {
+				{ fd, sizeof(j), j.new_end - j.start },
+				{ md->fd, j.old_end, st.st_size - j.old_end }
+			};
+
+			j.new_end += st.st_size - j.old_end;
+			j.old_end = st.st_size;
+			if (hash_of(md->fd, j.new_end, j.old_end, buf, &j.tail) ||
+			    journal_write(md, &j, r, 2, buf))
+				goto fail;
+		}
+		close(fd);
+		if (journal_apply(md, &j, buf))
+			goto fail_closed;
+	} else if ((uint64_t)st.st_size >= j.new_end &&
+	    !hash_of(md->fd, j.start, j.new_end, buf, &h) && h == j.data) {
+		close(fd);	/* cut and synced: only the removal was left */
+		if (unlinkat(md->state, journal_name, 0) || fsync(md->state))
+			goto fail_closed;
+	} else {
+		close(fd);
+		journal_set_aside(md, "the mailbox matches neither side of it");
+		*err = "[SYS/TEMP] An interrupted update needs the admin";
+		return -1;
+	}
+	syslog(LOG_NOTICE, "%s: finished an interrupted update", md->path);
+	return 0;
+
+fail:
+	close(fd);
+fail_closed:
+	syslog(LOG_ERR, "%s: cannot finish an interrupted update: %m",
+	    md->path);
+	*err = "[SYS/TEMP] Cannot finish an interrupted update";
+	return -1;
+}
+
 /*
  * UPDATE. Under the locks, and only if the file still starts with exactly the
- * bytes that were read, each kept message from the first deleted one on, and
- * then any mail appended since, is moved down over the gaps; the file is cut
- * to its new end and synced. Signals that would stop us half-way wait until
- * it is done.
+ * bytes that were read, the kept messages from the first deleted one on and
+ * any mail appended since are written to the journal, which is then carried
+ * out. Deleting only from the end needs no journal: cutting the file is one
+ * step. Signals that would stop us half-way wait until it is done.
  */
 long maildrop_commit(struct maildrop *md, const char **err)
 {
 	sigset_t block, saved;
+	struct journal j;
+	struct range *r;
 	struct stat st;
-	size_t i, first = md->count;
-	off_t dst, end;
+	size_t i, nr = 0, first = md->count;
 	long deleted = 0;
 	char *buf;
 
@@ -814,17 +1087,23 @@ long maildrop_commit(struct maildrop *md, const char **err)
 		}
 	if (!deleted)
 		return 0;
-	if (!(buf = malloc(MAILBOX_CHUNK))) {
+	buf = malloc(MAILBOX_CHUNK);
+	r = calloc(md->count - first + 1, sizeof(*r));
+	if (!buf || !r) {
+		free(buf);
+		free(r);
 		*err = "[SYS/TEMP] Out of memory";
 		return -1;
 	}
 	if (lock(md)) {
 		syslog(LOG_ERR, "%s: UPDATE: cannot lock: %m", md->path);
 		*err = "[SYS/TEMP] Cannot lock the maildrop, nothing deleted";
-		free(buf);
-		return -1;
+		deleted = -1;
+		goto out_unlocked;
 	}
-	if (!unchanged(md, buf)) {
+	memset(&j, 0, sizeof(j));
+	j.start = md->msg[first].from;
+	if (!unchanged(md, buf, j.start, &j.prefix) || fstat(md->fd, &st)) {
 		syslog(LOG_ERR, "%s: UPDATE: changed by another program since "
 		    "it was read; nothing deleted", md->path);
 		*err = "[SYS/TEMP] Mailbox changed by another program, "
@@ -832,39 +1111,60 @@ long maildrop_commit(struct maildrop *md, const char **err)
 		deleted = -1;
 		goto out;
 	}
+	j.dev = st.st_dev;
+	j.ino = st.st_ino;
+	j.old_end = st.st_size;
+	j.new_end = j.start;
+	for (i = first; i <= md->count; i++) {
+		off_t from = i < md->count ? md->msg[i].from : md->length;
+		off_t to = i + 1 < md->count ? md->msg[i + 1].from :
+		    i < md->count ? md->length : st.st_size;
+
+		if (to == from || (i < md->count &&
+		    (md->msg[i].flags & M_DELETED)))
+			continue;
+		if (nr && r[nr - 1].off + r[nr - 1].len == from)
+			r[nr - 1].len += to - from;
+		else
+			r[nr++] = (struct range){ md->fd, from, to - from };
+		j.new_end += to - from;
+	}
 	sigfillset(&block);
 	sigprocmask(SIG_BLOCK, &block, &saved);
-	dst = md->msg[first].from;
-	for (i = first; i < md->count; i++) {
-		off_t from = md->msg[i].from;
-		off_t to = i + 1 < md->count ? md->msg[i + 1].from : md->length;
-
-		if (md->msg[i].flags & M_DELETED)
-			continue;
-		if (move_down(md->fd, buf, dst, from, to))
-			goto broken;
-		dst += to - from;
-	}
-	if (fstat(md->fd, &st))
-		goto broken;
-	end = st.st_size;
-	if (move_down(md->fd, buf, dst, md->length, end))
-		goto broken;
-	dst += end - md->length;
-	if (ftruncate(md->fd, dst) || fsync(md->fd))
+	if (j.new_end == j.start) {
+		/* only the end goes: one cut, nothing to journal */
+		if (ftruncate(md->fd, j.start) || fsync(md->fd)) {
+			syslog(LOG_ERR, "%s: UPDATE: cannot cut the file: %m",
+			    md->path);
+			*err = "[SYS/TEMP] Update failed";
+			deleted = -1;
+		}
+	} else if ((md->state < 0 && (!md->state_path ||
+	    (md->state = state_open(md->state_path, md->uid, 1)) < 0)) ||
+	    hash_of(md->fd, j.new_end, j.old_end, buf, &j.tail) ||
+	    journal_write(md, &j, r, nr, buf)) {
+		syslog(LOG_ERR, "%s: UPDATE: cannot write the journal: %s; "
+		    "nothing deleted", md->path, md->state < 0 ?
+		    "no state directory" : strerror(errno));
+		*err = "[SYS/TEMP] Cannot write the update journal, "
+		    "nothing deleted";
+		deleted = -1;
+	} else if (journal_apply(md, &j, buf))
 		goto broken;
 	sigprocmask(SIG_SETMASK, &saved, NULL);
 	goto out;
 
 broken:
-	syslog(LOG_CRIT, "%s: UPDATE failed half-way: %m; the mailbox may "
-	    "be damaged", md->path);
-	*err = "[SYS/TEMP] Update failed";
+	syslog(LOG_CRIT, "%s: UPDATE failed half-way: %m; the journal will "
+	    "finish it at the next login", md->path);
+	*err = "[SYS/TEMP] Update failed, it will be finished at the next login";
 	deleted = -1;
 	sigprocmask(SIG_SETMASK, &saved, NULL);
 out:
 	unlock(md);
+out_unlocked:
 	free(buf);
+	free(r);
 	return deleted;
 }
 
@@ -872,9 +1172,12 @@ void maildrop_close(struct maildrop *md)
 {
 	if (md->fd >= 0)
 		close(md->fd);
+	if (md->state >= 0)
+		close(md->state);
 	free(md->msg);
 	free(md->pool);
 	free(md->path);
+	free(md->state_path);
 	memset(md, 0, sizeof(*md));
-	md->fd = -1;
+	md->fd = md->state = -1;
 }

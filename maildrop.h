@@ -28,6 +28,9 @@ struct message {
 struct maildrop {
 	char *path;
 	int fd;			/* open for the session; -1 when there is no file */
+	int state;		/* the state directory (journal), or -1 */
+	char *state_path;	/* its name, to make it at the first UPDATE */
+	uid_t uid;		/* the owner of both */
 	dev_t dev;
 	ino_t ino;
 	off_t length;		/* bytes read at open */
@@ -44,11 +47,13 @@ struct maildrop {
 typedef int (*maildrop_writer)(void *ctx, const char *buf, size_t len);
 
 /* Locks, reads and unlocks the mailbox at path, which must be a regular file
- * owned by uid (or missing, for an empty maildrop). Returns 0, or -1 with *err
+ * owned by uid (or missing, for an empty maildrop). state names the state
+ * directory for the update journal (made at the first UPDATE; NULL: none). An
+ * update that a crash cut short is finished first. Returns 0, or -1 with *err
  * set to "[IN-USE] ...", "[SYS/PERM] ..." or "[SYS/TEMP] ..." and the reason
- * logged; the file is never modified. */
-int maildrop_open(struct maildrop *md, const char *path, uid_t uid,
-    const char **err);
+ * logged; the file is never modified but to finish an interrupted update. */
+int maildrop_open(struct maildrop *md, const char *path, const char *state,
+    uid_t uid, const char **err);
 
 /* The message numbered n (1-based, hidden one skipped), or NULL. */
 struct message *maildrop_get(struct maildrop *md, unsigned long n);
@@ -65,8 +70,10 @@ int maildrop_send(struct maildrop *md, const struct message *m, long long lines,
     maildrop_writer write, void *ctx);
 
 /* Rewrites the mailbox without the messages marked M_DELETED, keeping any mail
- * appended since it was read. Returns the number of messages deleted, or -1
- * with *err set ("[SYS/TEMP] ...", reason logged) and the file left as it was. */
+ * appended since it was read, through the journal in the state directory.
+ * Returns the number of messages deleted, or -1 with *err set ("[SYS/TEMP]
+ * ...", reason logged) and the file as it was, or with the journal left to
+ * finish the update at the next open. */
 long maildrop_commit(struct maildrop *md, const char **err);
 
 /* Frees the table and closes the file. */

@@ -28,6 +28,7 @@
 /* Options. */
 static const char *pam_service = DEFAULT_PAM_SERVICE;
 static const char *mailbox_template = DEFAULT_MAILBOX;
+static const char *state_template = DEFAULT_STATE;
 static const char *apop_file;
 static int apop_only;			/* -A */
 static int secure;			/* -S: the connection is under TLS */
@@ -378,18 +379,20 @@ static int template_ok(const char *tmpl)
  */
 static enum result login(struct session *s, const char *method)
 {
-	char path[PATH_MAX], name[MAX_USER + 1];
+	char path[PATH_MAX], state[PATH_MAX], name[MAX_USER + 1];
 	const char *err;
 	unsigned long count;
 	unsigned long long octets;
 
 	if (auth_become(s->user, &s->who))
 		return auth_failed(s, "no account to serve");
-	if (expand(mailbox_template, &s->who, path, sizeof(path))) {
-		syslog(LOG_ERR, "%s: mailbox path too long", s->who.name);
+	if (expand(mailbox_template, &s->who, path, sizeof(path)) ||
+	    expand(state_template, &s->who, state, sizeof(state))) {
+		syslog(LOG_ERR, "%s: mailbox or state path too long",
+		    s->who.name);
 		return reply(s, P_CLOSE, "[SYS/PERM] Mailbox path too long");
 	}
-	if (maildrop_open(&s->md, path, s->who.uid, &err)) {
+	if (maildrop_open(&s->md, path, state, s->who.uid, &err)) {
 		syslog(LOG_NOTICE, "login refused: user=%s host=%s: %s",
 		    printable(s->who.name, name, sizeof(name)), s->peer, err);
 		return reply(s, P_CLOSE, "%s", err);
@@ -762,7 +765,8 @@ static void make_timestamp(struct session *s)
 static void usage(void)
 {
 	fprintf(stderr, "usage: " POP3_NAME " [-dAPSV] [-s service] "
-	    "[-m mailbox-template] [-a apop-secrets] [-t timeout]\n");
+	    "[-m mailbox-template] [-D state-template] [-a apop-secrets] "
+	    "[-t timeout]\n");
 	exit(2);
 }
 
@@ -827,7 +831,7 @@ int main(int argc, char **argv)
 	unsigned long long v;
 	char name[MAX_USER + 1];
 
-	while ((c = getopt(argc, argv, "a:Ads:m:Pt:SV")) != -1)
+	while ((c = getopt(argc, argv, "a:AdD:s:m:Pt:SV")) != -1)
 		switch (c) {
 		case 'a':
 			apop_file = optarg;
@@ -837,6 +841,9 @@ int main(int argc, char **argv)
 			break;
 		case 'd':
 			logopt |= LOG_PERROR;
+			break;
+		case 'D':
+			state_template = optarg;
 			break;
 		case 's':
 			pam_service = optarg;
@@ -862,7 +869,7 @@ int main(int argc, char **argv)
 			usage();
 		}
 	if (optind != argc || !template_ok(mailbox_template) ||
-	    !*pam_service)
+	    !template_ok(state_template) || !*pam_service)
 		usage();
 	openlog(POP3_NAME, logopt, LOG_MAIL);
 	if (getuid() != geteuid() || getgid() != getegid()) {
@@ -871,7 +878,8 @@ int main(int argc, char **argv)
 	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
+	sigaction(SIGPIPE, &sa, NULL);	/* a write error is enough */
+	sigaction(SIGXFSZ, &sa, NULL);	/* EFBIG, not death after UPDATE */
 	sa.sa_handler = on_alarm;	/* no SA_RESTART: writes time out */
 	sigaction(SIGALRM, &sa, NULL);
 

@@ -26,7 +26,7 @@ cd "$(dirname "$0")"
 PKGS_DEMO="gcc libc6-dev make libpam0g-dev liblockfile-dev libmd-dev libxxhash-dev liblockfile-bin bats libpam-wrapper python3"
 # The suite also drives real clients against the handler behind
 # systemd-socket-activate, as root with real system users (tests/root.bats).
-PKGS_TEST="mpop fetchmail curl systemd procmail openssl util-linux passwd"
+PKGS_TEST="mpop fetchmail curl systemd procmail openssl util-linux passwd strace"
 
 # Flags for the test build: the Makefile's defaults plus -Werror, as CI builds.
 WERROR_CFLAGS="-O2 -g -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror"

@@ -11,7 +11,7 @@ pop3_drive() {
 	output="$(python3 "$BATS_TEST_DIRNAME/pop3drive.py" --raw "$T/out" \
 		env LD_PRELOAD="$PAM_WRAPPER_LIB" PAM_WRAPPER=1 \
 		PAM_WRAPPER_SERVICE_DIR="$T/pam.d" \
-		"${RUNAS[@]}" "$HANDLER" -d -m "$T/mail/%u" "$@" 2> "$T/err")" || status=$?
+		"${RUNAS[@]}" "$HANDLER" -d -m "$T/mail/%u" -D "$T/state/%u" "$@" 2> "$T/err")" || status=$?
 	IFS=$'\n' read -r -d '' -a lines <<< "$output" || true
 }
 

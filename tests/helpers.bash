@@ -15,7 +15,7 @@ PAM_MATRIX_MOD="$(find /usr/lib /usr/lib64 -name pam_matrix.so -path '*pam_wrapp
 pop3_setup() {
 	T="$(mktemp -d /tmp/pop3-test.XXXXXX)"
 	chmod 755 "$T"
-	mkdir -p "$T/mail" "$T/pam.d"
+	mkdir -p "$T/mail" "$T/state" "$T/pam.d"
 	cat > "$T/passdb" <<-EOF
 	alice:secret:pop3
 	bob:hunter2:pop3
@@ -40,10 +40,11 @@ pop3_teardown() {
 	[ -n "${T:-}" ] && rm -rf "$T"
 }
 
-# Gives files under $T/mail to the user the handler runs as.
+# Gives $T/mail and $T/state (the -D state directories) to the user the
+# handler runs as.
 pop3_own() {
 	if [ "$(id -u)" = 0 ]; then
-		chown -R nobody:nogroup "$T/mail"
+		chown -R nobody:nogroup "$T/mail" "$T/state"
 	fi
 }
 
@@ -56,7 +57,7 @@ pop3_run() {
 	status=0
 	env LD_PRELOAD="$PAM_WRAPPER_LIB" PAM_WRAPPER=1 \
 		PAM_WRAPPER_SERVICE_DIR="$T/pam.d" \
-		"${RUNAS[@]}" "$HANDLER" -d -m "$T/mail/%u" "$@" \
+		"${RUNAS[@]}" "$HANDLER" -d -m "$T/mail/%u" -D "$T/state/%u" "$@" \
 		< "$T/in" > "$T/out" 2> "$T/err" || status=$?
 	output="$(tr -d '\r\000' < "$T/out")"
 	IFS=$'\n' read -r -d '' -a lines <<< "$output" || true

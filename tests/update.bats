@@ -250,3 +250,40 @@ new_message() {
 	[[ "${lines[3]}" == "+OK"* ]] || { echo "$output"; false; }
 	[[ "$output" != *"! exit"* ]]
 }
+
+# --- the state directory (-D) -------------------------------------------------
+
+@test "a session that deletes nothing does not make the state directory; one that deletes does, mode 700" {
+	gen --count 4 --seed 17
+	pop3_session "USER alice" "PASS secret" STAT "RETR 1" QUIT
+	[ "$status" -eq 0 ]
+	[ ! -e "$T/state/alice" ]
+	pop3_session "USER alice" "PASS secret" "DELE 1" QUIT
+	[ "$status" -eq 0 ]
+	[ "$(stat -c %a "$T/state/alice")" = 700 ]
+	[ -z "$(ls -A "$T/state/alice")" ]
+}
+
+@test "a state directory others may write is refused: QUIT deletes nothing and says -ERR [SYS/TEMP]" {
+	gen --count 4 --seed 18
+	mkdir "$T/state/alice"
+	pop3_own
+	chmod 777 "$T/state/alice"
+	pop3_session "USER alice" "PASS secret" "DELE 1" QUIT
+	[ "$status" -eq 1 ]
+	[[ "${lines[-1]}" == "-ERR [SYS/TEMP] "* ]]
+	grep -q 'refused as state directory' "$T/err"
+	cmp "$T/alice.orig" "$T/mail/alice"
+}
+
+@test "without a usable state directory, deleting only the last messages still works: one cut needs no journal" {
+	gen --count 4 --seed 19
+	python3 "$GEN" --count 4 --seed 19 --omit 3,4 > "$T/expected"
+	pop3_session -D /nonexistent/%u -- "USER alice" "PASS secret" "DELE 3" "DELE 4" QUIT
+	[ "$status" -eq 0 ]
+	cmp "$T/expected" "$T/mail/alice"
+	pop3_session -D /nonexistent/%u -- "USER alice" "PASS secret" "DELE 1" QUIT
+	[ "$status" -eq 1 ]
+	[[ "${lines[-1]}" == "-ERR [SYS/TEMP] "* ]]
+	cmp "$T/expected" "$T/mail/alice"
+}

@@ -1,0 +1,172 @@
+#!/usr/bin/env bats
+# A crash-safe UPDATE: the handler is killed with SIGKILL at many instants of
+# a QUIT that rewrites a 100 MB mailbox, and the next session must find the
+# mailbox either as it was or as the QUIT meant to leave it, never anything
+# else. strace injects the SIGKILL at the Nth call of the syscalls the update
+# makes (pwrite64, fsync, renameat, ftruncate, unlinkat), so every instant is
+# exact and the run repeatable. A full disk and a file size limit must make
+# QUIT answer -ERR [SYS/TEMP] with the mailbox untouched.
+
+load helpers
+load drive
+
+DELE_A=1
+DELE_B=18000
+COUNT=37000	# about 100 MB from gen-mbox.py
+
+setup_file() {
+	BIG="$BATS_FILE_TMPDIR/big"
+	python3 "$BATS_TEST_DIRNAME/gen-mbox.py" --count "$COUNT" --seed 61 > "$BIG.orig"
+	python3 "$BATS_TEST_DIRNAME/gen-mbox.py" --count "$COUNT" --seed 61 \
+		--omit "$DELE_A,$DELE_B" > "$BIG.final"
+	export BIG
+}
+
+setup() {
+	pop3_setup
+	command -v strace >/dev/null || skip "strace is not installed"
+}
+
+teardown() {
+	if [ -n "${T:-}" ] && mountpoint -q "$T/state"; then
+		umount "$T/state"
+	fi
+	pop3_teardown
+}
+
+# fresh: alice's mailbox is the original again, and the state directory empty.
+fresh() {
+	cp "$BIG.orig" "$T/mail/alice"
+	chmod 600 "$T/mail/alice"
+	rm -rf "$T/state/alice"
+	printf '%s\r\n' "USER alice" "PASS secret" "DELE $DELE_A" "DELE $DELE_B" QUIT > "$T/in"
+	pop3_own
+}
+
+# traced STRACE-ARGS...: the DELE session under strace, as pop3_run runs it.
+traced() {
+	status=0
+	env LD_PRELOAD="$PAM_WRAPPER_LIB" PAM_WRAPPER=1 \
+		PAM_WRAPPER_SERVICE_DIR="$T/pam.d" "${RUNAS[@]}" \
+		strace -f -qq "$@" \
+		"$HANDLER" -m "$T/mail/%u" -D "$T/state/%u" \
+		< "$T/in" > "$T/out" 2> "$T/err" || status=$?
+}
+
+# Which state the mailbox is in: "orig", "final", or "DAMAGED".
+verdict() {
+	if cmp -s "$BIG.orig" "$T/mail/alice"; then
+		echo orig
+	elif cmp -s "$BIG.final" "$T/mail/alice"; then
+		echo final
+	else
+		echo DAMAGED
+	fi
+}
+
+@test "the crash test's mailbox is at least 100 MB" {
+	[ "$(stat -c %s "$BIG.orig")" -ge 100000000 ]
+}
+
+@test "SIGKILL at 50 or more instants of a 100 MB QUIT: the next session finds the old or the new mailbox, never a damaged one" {
+	# One clean run, traced, to count the calls where a kill can land.
+	# Only the calls before the reply to QUIT count: after it come the
+	# exit's own clean-ups (pam_wrapper's), where a kill proves nothing.
+	fresh
+	traced -o "$T/mail/trace" -e trace=pwrite64,fsync,ftruncate,renameat,unlinkat,write
+	[ "$status" -eq 0 ]
+	[ "$(verdict)" = final ]
+	last=$(grep -n ' write(1, ' "$T/mail/trace" | tail -n 1 | cut -d: -f1)
+	sed -i "$last,\$d" "$T/mail/trace"
+	declare -A calls
+	for sc in pwrite64 fsync ftruncate renameat; do
+		calls[$sc]=$(grep -c " $sc(" "$T/mail/trace" || true)
+	done
+	[ "${calls[pwrite64]}" -ge 100 ]	# journal and mailbox, 1 MiB each
+
+	# Kill points: 45 spread over every pwrite64, every fsync, ftruncate
+	# and renameat, and each unlinkat of the journal (pam_wrapper makes
+	# others, which are not counted).
+	points=()
+	for k in $(seq 1 45); do
+		points+=("pwrite64 $(( (k * ${calls[pwrite64]} + 44) / 45 ))")
+	done
+	for sc in fsync ftruncate renameat; do
+		for n in $(seq 1 "${calls[$sc]}"); do points+=("$sc $n"); done
+	done
+	while read -r n; do
+		points+=("unlinkat $n")
+	done < <(grep ' unlinkat(' "$T/mail/trace" | grep -n journal | cut -d: -f1)
+	[ "${#points[@]}" -ge 50 ]
+
+	orig=0 final=0
+	for p in "${points[@]}"; do
+		set -- $p
+		fresh
+		traced -o /dev/null -e trace="$1" -e inject="$1:signal=SIGKILL:when=$2"
+		# Killed before it could say goodbye.
+		! grep -q 'signing off' "$T/out" || { echo "not killed at $p"; false; }
+		pop3_session "USER alice" "PASS secret" STAT QUIT
+		[ "$status" -eq 0 ] || { echo "after a kill at $p:"; cat "$T/err"; false; }
+		v=$(verdict)
+		case $v in
+		orig) orig=$((orig + 1)); [[ "${lines[3]}" == "+OK $COUNT "* ]] || { echo "$output"; false; } ;;
+		final) final=$((final + 1)); [[ "${lines[3]}" == "+OK $((COUNT - 2)) "* ]] ;;
+		*) echo "kill at $p left a damaged mailbox"; false ;;
+		esac
+		# Nothing of the journal is left behind.
+		[ -z "$(ls -A "$T/state/alice")" ] || { echo "after $p:"; ls -la "$T/state/alice"; false; }
+	done
+	echo "# SIGKILL at ${#points[@]} instants: $orig left the old mailbox, $final the new one, 0 damaged" >&3
+	[ "$final" -gt 0 ] && [ "$orig" -gt 0 ]
+}
+
+@test "mail delivered after a crash in mid-rewrite is kept when the next login finishes the update" {
+	fresh
+	traced -o "$T/mail/trace" -e trace=pwrite64
+	n=$(grep -c ' pwrite64(' "$T/mail/trace")
+	fresh
+	# Three writes before the end: the mailbox is half rewritten.
+	traced -o /dev/null -e trace=pwrite64 -e inject="pwrite64:signal=SIGKILL:when=$((n - 3))"
+	v=$(verdict); [ "$v" = DAMAGED ] || { echo "verdict $v, n=$n"; cat "$T/out" "$T/err"; false; }	# as any crash here leaves it, until the next login
+	new_message() {
+		printf 'From zed@example.org Tue Jan  2 00:00:00 2024\nSubject: after the crash\nMessage-ID: <late@example.org>\n\nlate mail\n\n'
+	}
+	new_message > "$T/new"
+	locked_append "$T/mail/alice" < "$T/new"
+	pop3_session "USER alice" "PASS secret" STAT QUIT
+	[ "$status" -eq 0 ]
+	[[ "${lines[3]}" == "+OK $((COUNT - 1)) "* ]]
+	cat "$BIG.final" "$T/new" | cmp - "$T/mail/alice"
+	grep -q 'finished an interrupted update' "$T/err"
+}
+
+@test "a full disk during QUIT answers -ERR [SYS/TEMP] and leaves the mailbox as it was" {
+	[ "$(id -u)" = 0 ] || skip "mounting a small tmpfs needs root"
+	python3 "$BATS_TEST_DIRNAME/gen-mbox.py" --count 2000 --seed 62 > "$T/mail/alice"
+	chmod 600 "$T/mail/alice"
+	cp "$T/mail/alice" "$T/alice.orig"
+	mount -t tmpfs -o size=1m tmpfs "$T/state"
+	pop3_session "USER alice" "PASS secret" "DELE 1" QUIT
+	[ "$status" -eq 1 ]
+	[[ "${lines[-1]}" == "-ERR [SYS/TEMP] "* ]]
+	grep -q 'No space left on device' "$T/err"
+	cmp "$T/alice.orig" "$T/mail/alice"
+	[ -z "$(ls -A "$T/state/alice")" ]
+}
+
+@test "a file size limit (RLIMIT_FSIZE) during QUIT answers -ERR [SYS/TEMP] and leaves the mailbox as it was" {
+	python3 "$BATS_TEST_DIRNAME/gen-mbox.py" --count 2000 --seed 63 > "$T/mail/alice"
+	chmod 600 "$T/mail/alice"
+	cp "$T/mail/alice" "$T/alice.orig"
+	printf '%s\r\n' "USER alice" "PASS secret" "DELE 1" QUIT > "$T/in"
+	pop3_own
+	status=0
+	( ulimit -f 1024
+	  env LD_PRELOAD="$PAM_WRAPPER_LIB" PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR="$T/pam.d" \
+		"${RUNAS[@]}" "$HANDLER" -d -m "$T/mail/%u" -D "$T/state/%u" \
+		< "$T/in" > "$T/out" 2> "$T/err" ) || status=$?
+	[ "$status" -eq 1 ]
+	grep -q $'^-ERR \\[SYS/TEMP\\] ' "$T/out"
+	cmp "$T/alice.orig" "$T/mail/alice"
+}
