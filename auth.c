@@ -194,8 +194,9 @@ int auth_apop(const char *file, const char *user, const char *timestamp,
 	MD5Final(md, &ctx);
 	explicit_bzero(secret, sizeof(secret));
 	explicit_bzero(&ctx, sizeof(ctx));
-	if (strlen(digest) != 2 * MD5_DIGEST_LENGTH)
-		diff = 1;
+	if (strlen(digest) != 2 * MD5_DIGEST_LENGTH ||
+	    strspn(digest, "0123456789abcdefABCDEF") != 2 * MD5_DIGEST_LENGTH)
+		diff = 1;	/* only hex: 0x10 | 0x20 must not pass for '0' */
 	else
 		for (i = 0; i < MD5_DIGEST_LENGTH; i++) {
 			diff |= (digest[2 * i] | 0x20) ^ hex[md[i] >> 4];

@@ -756,8 +756,11 @@ int maildrop_send(struct maildrop *md, const struct message *m, long long lines,
 			}
 			nl = memchr(p, '\n', e - p);
 			stop = nl ? nl : e;
-			if (held_cr && stop > p && write(ctx, "\r", 1))
-				return -1;
+			if (held_cr && stop > p) {
+				if (write(ctx, "\r", 1))
+					return -1;
+				linelen++;	/* it was content after all */
+			}
 			if (stop > p)
 				held_cr = 0;
 			if (stop > p && stop[-1] == '\r') {
