@@ -11,16 +11,17 @@ DESTDIR =
 BATS ?= bats
 
 PROG = pop3-handler
-OBJS = pop3-handler.o auth.o maildrop.o
+OBJS = pop3-handler.o auth.o maildrop.o privsep.o
 
 all: $(PROG)
 
 $(PROG): $(OBJS)
 	$(CC) $(LDFLAGS) -o $@ $(OBJS) $(LDLIBS)
 
-pop3-handler.o: pop3-handler.c params.h auth.h maildrop.h
+pop3-handler.o: pop3-handler.c params.h auth.h maildrop.h privsep.h
 auth.o: auth.c params.h auth.h
 maildrop.o: maildrop.c params.h maildrop.h
+privsep.o: privsep.c params.h privsep.h
 
 check: $(PROG)
 	BATS=$(BATS) sh tests/run

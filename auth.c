@@ -222,6 +222,23 @@ static void describe(struct auth_user *u, const char *name, uid_t uid,
 	snprintf(u->home, sizeof(u->home), "%s", home ? home : "/");
 }
 
+int auth_may_serve(const char *user)
+{
+	struct passwd *pw;
+
+	if (geteuid() != 0)
+		return 0;
+	if (!(pw = getpwnam(user))) {
+		syslog(LOG_ERR, "%s: not in the password database", user);
+		return -1;
+	}
+	if (pw->pw_uid == 0) {
+		syslog(LOG_ERR, "%s: refused: uid 0 is never served", user);
+		return -1;
+	}
+	return 0;
+}
+
 int auth_become(const char *user, struct auth_user *u)
 {
 	struct passwd *pw;

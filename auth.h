@@ -32,6 +32,11 @@ int auth_apop(const char *file, const char *user, const char *timestamp,
  * is refused (reason logged). */
 int auth_has_secret(const char *file, const char *user);
 
+/* Whether user could be served: as root, an account in the password
+ * database with a uid other than 0; as anyone else, always. Returns 0, or -1
+ * with the reason logged. */
+int auth_may_serve(const char *user);
+
 /* Becomes user for the rest of the session. As root: initgroups, setgid and
  * setuid, each checked, and never uid 0. As anyone else: stays who we are and
  * serves only our own files. Fills *u; returns 0, or -1 with the reason logged

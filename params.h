@@ -19,6 +19,12 @@
 #define MAX_USER		64
 #define MAX_PASS		200
 
+/* Privilege separation: the user and the empty root of the pre-auth child.
+ * Without that user, "nobody" serves (and a warning is logged). */
+#define PREAUTH_USER		"pop3-handler"
+#define PREAUTH_FALLBACK	"nobody"
+#define PREAUTH_ROOT		"/var/empty"
+
 /* Authentication: failures before we hang up, and the delay before each -ERR. */
 #define MAX_AUTH_FAILURES	3
 #define FAIL_DELAY_MIN_MS	1000

@@ -17,6 +17,7 @@
 #include <strings.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,6 +25,7 @@
 #include "auth.h"
 #include "maildrop.h"
 #include "params.h"
+#include "privsep.h"
 
 /* Options. */
 static const char *pam_service = DEFAULT_PAM_SERVICE;
@@ -34,6 +36,9 @@ static int apop_only;			/* -A */
 static int secure;			/* -S: the connection is under TLS */
 static int plaintext_needs_tls;		/* -P */
 static int timeout = DEFAULT_TIMEOUT;
+
+/* In the pre-auth child: the channel to the root parent; else -1. */
+static int channel = -1;
 
 /* What a handler tells the dispatcher to do with its reply. */
 enum result {
@@ -320,20 +325,6 @@ static void fail_delay(void)
 		;
 }
 
-/* Every credential failure: delayed, logged, counted, and the third closes. */
-static enum result auth_failed(struct session *s, const char *why)
-{
-	char name[MAX_USER + 1];
-
-	syslog(LOG_NOTICE, "authentication failed: user=%s host=%s: %s",
-	    printable(s->user, name, sizeof(name)), s->peer, why);
-	s->user[0] = '\0';
-	fail_delay();
-	if (++s->failures >= MAX_AUTH_FAILURES)
-		return reply(s, P_CLOSE, "[AUTH] Too many failures");
-	return reply(s, P_ERR, "[AUTH] Authentication failed");
-}
-
 /*
  * Expands the mailbox template: %u the user, %h the home directory, %% a
  * percent sign. Returns 0, or -1 when the result would not fit.
@@ -385,7 +376,7 @@ static enum result login(struct session *s, const char *method)
 	unsigned long long octets;
 
 	if (auth_become(s->user, &s->who))
-		return auth_failed(s, "no account to serve");
+		return reply(s, P_CLOSE, "[AUTH] Authentication failed");
 	if (expand(mailbox_template, &s->who, path, sizeof(path)) ||
 	    expand(state_template, &s->who, state, sizeof(state))) {
 		syslog(LOG_ERR, "%s: mailbox or state path too long",
@@ -438,42 +429,112 @@ static enum result cmd_user(struct session *s, char *arg)
 	return reply(s, P_OK, "Send PASS");
 }
 
+/*
+ * The authority: whether a credential lets its user in. With privileges
+ * separated it runs in the root parent, else in the one process. Failures
+ * are logged, delayed by 1-3 s and counted here, where a compromised
+ * pre-auth child could not skip them. On V_OK, s->user holds the name PAM
+ * settled on. The secret is wiped.
+ */
+static enum verdict authority(struct session *s, struct credential *c)
+{
+	const char *why = NULL;
+	char name[MAX_USER + 1];
+
+	if (!user_name_ok(c->user))
+		why = "not a valid user name";
+	else if (c->apop) {
+		if (!apop_file || auth_apop(apop_file, c->user, s->timestamp,
+		    c->secret))
+			why = "APOP refused";
+	} else if (!plaintext_allowed())
+		why = "plaintext password refused (-P)";
+	else if (strlen(c->secret) > MAX_PASS)
+		why = "password too long";
+	else if (apop_file && apop_only &&
+	    auth_has_secret(apop_file, c->user) != 0)
+		why = "USER/PASS refused: APOP user (-A)";
+	else if (auth_pam(pam_service, c->user, c->secret,
+	    strcmp(s->peer, "local") ? s->peer : NULL))
+		why = "PAM refused";
+	if (!why && auth_may_serve(c->user))
+		why = "no account to serve";
+	explicit_bzero(c->secret, sizeof(c->secret));
+	if (!why) {
+		snprintf(s->user, sizeof(s->user), "%s", c->user);
+		return V_OK;
+	}
+	syslog(LOG_NOTICE, "authentication failed: user=%s host=%s: %s",
+	    printable(c->user, name, sizeof(name)), s->peer, why);
+	fail_delay();
+	return ++s->failures >= MAX_AUTH_FAILURES ? V_CLOSE : V_FAIL;
+}
+
+/*
+ * Pre-auth child, after a good login: what we have said goes out, what the
+ * client sent ahead goes to the parent, which carries on as the user.
+ */
+static void hand_over(void)
+{
+	int bad = flush_output() ||
+	    privsep_hand_over(channel, inbuf + in_pos, in_len - in_pos);
+
+	explicit_bzero(inbuf, sizeof(inbuf));
+	_exit(bad);
+}
+
+/* Puts a credential to the authority and answers as it decides. */
+static enum result authenticate(struct session *s, struct credential *c)
+{
+	int v = channel >= 0 ? privsep_ask(channel, c) : (int)authority(s, c);
+
+	explicit_bzero(c->secret, sizeof(c->secret));
+	switch (v) {
+	case V_OK:
+		if (channel >= 0)
+			hand_over();
+		return login(s, c->apop ? "APOP" : "PASS");
+	case V_FAIL:
+		s->user[0] = '\0';
+		return reply(s, P_ERR, "[AUTH] Authentication failed");
+	case V_CLOSE:
+		return reply(s, P_CLOSE, "[AUTH] Too many failures");
+	default:
+		syslog(LOG_ERR, "pre-auth: the root process is gone");
+		return reply(s, P_CLOSE, "[SYS/TEMP] Internal error");
+	}
+}
+
 static enum result cmd_pass(struct session *s, char *arg)
 {
-	enum result r;
+	struct credential c;
 
 	if (!s->user[0])
 		return reply(s, P_ERR, "Send USER first");
-	if (!arg || strlen(arg) > MAX_PASS)
-		r = auth_failed(s, "no password, or one too long");
-	else if (!s->user_ok)
-		r = auth_failed(s, "not a valid user name");
-	else if (apop_file && apop_only &&
-	    auth_has_secret(apop_file, s->user) != 0)
-		r = auth_failed(s, "USER/PASS refused: APOP user (-A)");
-	else if (auth_pam(pam_service, s->user, arg, strcmp(s->peer, "local") ?
-	    s->peer : NULL))
-		r = auth_failed(s, "PAM refused");
-	else
-		r = login(s, "PASS");
-	if (arg)
+	memset(&c, 0, sizeof(c));
+	if (s->user_ok)
+		strcpy(c.user, s->user);
+	if (arg) {
+		snprintf(c.secret, sizeof(c.secret), "%s", arg);
 		explicit_bzero(arg, strlen(arg));
-	return r;
+	}
+	return authenticate(s, &c);
 }
 
 static enum result cmd_apop(struct session *s, char *arg)
 {
 	char *digest = arg ? strchr(arg, ' ') : NULL;
+	struct credential c;
 
 	if (!digest || strchr(digest + 1, ' '))
 		return reply(s, P_ERR, "Syntax error");
 	*digest++ = '\0';
-	snprintf(s->user, sizeof(s->user), "%s", arg);
-	if (strlen(arg) > MAX_USER || !user_name_ok(arg))
-		return auth_failed(s, "not a valid user name");
-	if (auth_apop(apop_file, s->user, s->timestamp, digest))
-		return auth_failed(s, "APOP refused");
-	return login(s, "APOP");
+	memset(&c, 0, sizeof(c));
+	c.apop = 1;
+	if (strlen(arg) <= MAX_USER)
+		strcpy(c.user, arg);
+	snprintf(c.secret, sizeof(c.secret), "%s", digest);
+	return authenticate(s, &c);
 }
 
 static int body_capa(struct session *s)
@@ -688,8 +749,25 @@ static const struct command {
 };
 
 /*
- * Splits "KEYWORD[ arg]" and finds the handler for the state we are in. Only
- * here are +OK, -ERR and the CRLF written. Returns the handler's result.
+ * Writes a handler's reply: +OK or -ERR, the text, CRLF, and for +OK any
+ * multi-line body with its final dot. Only here are these written. Returns
+ * r, or P_CLOSE when the client can't be written to.
+ */
+static enum result respond(struct session *s, enum result r)
+{
+	if (out_str(r == P_OK || r == P_QUIT ? "+OK" : "-ERR") ||
+	    (s->reply[0] && (out_str(" ") || out_str(s->reply))) ||
+	    out_str("\r\n"))
+		return P_CLOSE;
+	if (r == P_OK && s->body && (s->body(s) || out_str(".\r\n")))
+		return P_CLOSE;
+	s->body = NULL;
+	return r;
+}
+
+/*
+ * Splits "KEYWORD[ arg]" and finds the handler for the state we are in.
+ * Returns the handler's result.
  */
 static enum result dispatch(struct session *s, char *line)
 {
@@ -708,13 +786,7 @@ static enum result dispatch(struct session *s, char *line)
 	if (c->name && (c->states & s->state) &&
 	    (c->handler != cmd_apop || s->timestamp[0]))
 		r = c->handler(s, arg);
-	if (out_str(r == P_OK || r == P_QUIT ? "+OK" : "-ERR") ||
-	    (s->reply[0] && (out_str(" ") || out_str(s->reply))) ||
-	    out_str("\r\n"))
-		return P_CLOSE;
-	if (r == P_OK && s->body && (s->body(s) || out_str(".\r\n")))
-		return P_CLOSE;
-	return r;
+	return respond(s, r);
 }
 
 /* The address of the client: the socket's peer, or what the launcher says. */
@@ -770,17 +842,18 @@ static void usage(void)
 	exit(2);
 }
 
-/* Runs the session; returns the exit status. */
-static int session(struct session *s)
+/* Runs the session, from the greeting if greet is set; returns the exit
+ * status. */
+static int session(struct session *s, int greet)
 {
 	char line[MAX_LINE + 1];
 	size_t len;
 	enum result r;
 	const char *why;
 
-	if (out_str("+OK " POP3_NAME " ready") ||
+	if (greet && (out_str("+OK " POP3_NAME " ready") ||
 	    (s->timestamp[0] && (out_str(" ") || out_str(s->timestamp))) ||
-	    out_str("\r\n"))
+	    out_str("\r\n")))
 		return 1;
 	for (;;) {
 		switch (get_line(line, &len)) {
@@ -820,6 +893,73 @@ static int session(struct session *s)
 gone:
 	syslog(LOG_INFO, "session ended without QUIT (%s): nothing deleted",
 	    why);
+	return 1;
+}
+
+/* The exit status of a child that has ended (or been killed). */
+static int reap(pid_t pid)
+{
+	int st;
+
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return 1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
+}
+
+/*
+ * Started as root: the pre-auth child runs AUTHORIZATION, and this process
+ * only answers its credential requests until one is good. Then it takes over
+ * the client input the child had read, logs in (becoming the user) and runs
+ * TRANSACTION. Returns the session's exit status.
+ */
+static int separated(struct session *s)
+{
+	struct credential c;
+	enum verdict v;
+	ssize_t n;
+	int fd, got;
+	pid_t pid = privsep_fork(&fd);
+
+	if (pid < 0)
+		return 1;
+	if (pid == 0) {
+		channel = fd;
+		exit(session(s, 1));
+	}
+	for (;;) {
+		got = privsep_request(fd, &c);
+		if (got == 0)		/* the session ended before a login */
+			return reap(pid);
+		if (got < 0) {
+			syslog(LOG_CRIT, "pre-auth: malformed request");
+			break;
+		}
+		v = authority(s, &c);
+		if (privsep_answer(fd, v))
+			break;
+		if (v == V_CLOSE) {
+			reap(pid);
+			return 1;
+		}
+		if (v != V_OK)
+			continue;
+		n = privsep_take_over(fd, inbuf, sizeof(inbuf));
+		if (n < 0 || reap(pid) != 0) {
+			syslog(LOG_ERR, "pre-auth: hand-over failed");
+			return 1;
+		}
+		close(fd);
+		in_pos = 0;
+		in_len = n;
+		if (respond(s, login(s, c.apop ? "APOP" : "PASS")) != P_OK) {
+			flush_output();
+			return 1;
+		}
+		return session(s, 0);
+	}
+	kill(pid, SIGKILL);
+	reap(pid);
 	return 1;
 }
 
@@ -888,7 +1028,10 @@ int main(int argc, char **argv)
 	s.peer = peer_address();
 	if (apop_file)
 		make_timestamp(&s);
-	status = session(&s);
+	if (geteuid() == 0)
+		status = separated(&s);
+	else
+		status = session(&s, 1);
 	if (s.state == TRANSACTION) {
 		unsigned long count;
 		unsigned long long octets;

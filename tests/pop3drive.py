@@ -18,7 +18,9 @@ driver reads the greeting, then runs the script, one action per line:
   M:              read one multi-line reply (first line; if +OK, up to ".")
   A: user secret  send APOP user md5(<greeting timestamp> secret), read reply
   ! command       run "command" with bash -c and wait; its output goes to
-                  stderr; a non-zero status prints "! exit N" on stdout
+                  stderr; a non-zero status prints "! exit N" on stdout;
+                  $HANDLER_PID is the pid of the command the driver started
+                  (env and setpriv exec it, so it is the handler's)
   # comment, or an empty line: ignored
 
 At the end of the script the driver closes the handler's stdin, prints
@@ -155,8 +157,9 @@ def main():
                 s.send(b"APOP " + user.encode() + b" " + digest.encode() + b"\r\n")
                 reply(s, False)
             elif act.startswith("!"):
+                env = dict(os.environ, HANDLER_PID=str(s.p.pid))
                 rc = subprocess.call(["bash", "-c", act[1:].strip()],
-                                     stdout=sys.stderr)
+                                     stdout=sys.stderr, env=env)
                 if rc != 0:
                     out(b"! exit %d" % rc)
             else:
