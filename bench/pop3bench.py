@@ -399,7 +399,7 @@ class Bench:
             # Its index describes the old file. Dovecot 2.3.19 resyncing a
             # replaced mbox with CRLF messages against a stale index failed
             # ("Sync failed for mbox ... now needs 18446744073709551615 bytes")
-            # and left the file split into more messages: start it afresh.
+            # and its next session counted 2456 messages of 2400: start afresh.
             shutil.rmtree(os.path.join(pw.pw_dir, "mail/.imap"), ignore_errors=True)
         os.rename(tmp, dst)
         self.warm[server] = False
