@@ -28,7 +28,8 @@ recorded in BENCH_DIR/state.json and cleaned up by the next run):
   - a PAM service /etc/pam.d/p3bNNNN (a copy of pam.d/pop3: common-auth and
     common-account, so pam_unix against /etc/shadow) for ours and Dovecot, and
     /etc/pam.d/popa3d (the Debian package's own file, same stack) unless one exists;
-  - popa3d's user and /var/lib/popa3d when missing (popa3d's postinst makes them);
+  - popa3d's user and /var/lib/popa3d when missing (popa3d's postinst makes them),
+    and pop3-handler's pre-login user (README, privilege separation) when missing;
   - three listeners on 127.0.0.1: popa3d and pop3-handler each under
     systemd-socket-activate --inetd -a (one process per connection, as root),
     Dovecot's master (dovecot -F -c BENCH_DIR/run/dovecot.conf);
@@ -209,7 +210,7 @@ def rss_poll(master, outfile):
 
 class Bench:
     def __init__(self):
-        self.state = {"users": [], "files": [], "dirs": [], "pids": []}
+        self.state = {"users": [], "sysusers": [], "files": [], "dirs": [], "pids": []}
         self.procs = []
         self.notes = []
 
@@ -231,6 +232,8 @@ class Bench:
             if subprocess.run(["getent", "passwd", u], stdout=subprocess.DEVNULL).returncode == 0:
                 subprocess.run(["userdel", "-r", "-f", u], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
+        for u in reversed(st.get("sysusers", [])):
+            subprocess.run(["userdel", u], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for p in st.get("files", []):
             for q in (p, p + ".lock"):
                 try:
@@ -318,10 +321,13 @@ class Bench:
                stdout=subprocess.DEVNULL)
             deb = [f for f in os.listdir(pdir) if f.endswith(".deb")][0]
             sh("dpkg-deb", "-x", os.path.join(pdir, deb), os.path.join(pdir, "root"))
-        if subprocess.run(["getent", "passwd", "popa3d"], stdout=subprocess.DEVNULL).returncode:
-            self.record("users", "popa3d")
-            sh("useradd", "--system", "--home-dir", "/var/lib/popa3d", "--no-create-home",
-               "--user-group", "--shell", "/usr/sbin/nologin", "popa3d")
+        # Each server's own unprivileged pre-login user, as its package or
+        # README has it made: popa3d's postinst, pop3-handler's README (privsep).
+        for name, home in (("popa3d", "/var/lib/popa3d"), ("pop3-handler", "/nonexistent")):
+            if subprocess.run(["getent", "passwd", name], stdout=subprocess.DEVNULL).returncode:
+                self.record("sysusers", name)
+                sh("useradd", "--system", "--home-dir", home, "--no-create-home",
+                   "--user-group", "--shell", "/usr/sbin/nologin", name)
         if not os.path.isdir("/var/lib/popa3d"):
             self.record("dirs", "/var/lib/popa3d")
             os.makedirs("/var/lib/popa3d", 0o755)
