@@ -679,6 +679,7 @@ def main():
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, on_signal)
     t_start = time.time()
+    load0 = os.getloadavg()
     try:
         b.setup()
         R = {}
@@ -780,6 +781,10 @@ def main():
         log("note: " + n)
     if SCALING:
         log("scaling plot: %s" % PLOT)
+    log("load average (1, 5, 15 min) at start %s, at end %s on %d CPUs: above the CPU count,"
+        " other work was competing and the figures are noisier" % (
+            "/".join("%.1f" % x for x in load0), "/".join("%.1f" % x for x in os.getloadavg()),
+            os.cpu_count()))
     log("took %.0f s; raw figures in %s/results.json" % (time.time() - t_start, BENCH_DIR))
     return 0
 
