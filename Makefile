@@ -3,7 +3,7 @@
 CC ?= cc
 CFLAGS ?= -O2 -g -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CPPFLAGS += -D_GNU_SOURCE
-LDLIBS = -lpam -llockfile -lmd -lxxhash
+LDLIBS = -lpam -llockfile -lmd -lxxhash -lnettle -lidn
 PREFIX = /usr/local
 SBINDIR = $(PREFIX)/sbin
 MAN8DIR = $(PREFIX)/share/man/man8
@@ -11,17 +11,18 @@ DESTDIR =
 BATS ?= bats
 
 PROG = pop3-handler
-OBJS = pop3-handler.o auth.o maildrop.o privsep.o
+OBJS = pop3-handler.o auth.o maildrop.o privsep.o sasl.o
 
 all: $(PROG)
 
 $(PROG): $(OBJS)
 	$(CC) $(LDFLAGS) -o $@ $(OBJS) $(LDLIBS)
 
-pop3-handler.o: pop3-handler.c params.h auth.h maildrop.h privsep.h
+pop3-handler.o: pop3-handler.c params.h auth.h maildrop.h privsep.h sasl.h
 auth.o: auth.c params.h auth.h
 maildrop.o: maildrop.c params.h maildrop.h
 privsep.o: privsep.c params.h privsep.h
+sasl.o: sasl.c sasl.h
 
 check: $(PROG)
 	BATS=$(BATS) sh tests/run

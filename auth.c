@@ -6,6 +6,8 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <md5.h>
+#include <nettle/hmac.h>
+#include <nettle/memops.h>
 #include <pwd.h>
 #include <security/pam_appl.h>
 #include <stdio.h>
@@ -211,6 +213,47 @@ int auth_apop(const char *file, const char *user, const char *timestamp,
 	if (diff)
 		syslog(LOG_NOTICE, "APOP: wrong digest");
 	return diff ? -1 : 0;
+}
+
+int auth_cram(const char *file, const char *user, const char *challenge,
+    const char *digest)
+{
+	static const char hex[] = "0123456789abcdef";
+	char secret[MAX_SECRET_LINE + 1], want[2 * MD5_DIGEST_SIZE], got[2 *
+	    MD5_DIGEST_SIZE];
+	uint8_t md[MD5_DIGEST_SIZE];
+	struct hmac_md5_ctx ctx;
+	int found, i, same;
+
+	found = find_secret(file, user, secret, sizeof(secret));
+	if (found != 1)		/* the same work for a user with no secret */
+		strcpy(secret, "no secret for this user");
+	hmac_md5_set_key(&ctx, strlen(secret), (const uint8_t *)secret);
+	hmac_md5_update(&ctx, strlen(challenge), (const uint8_t *)challenge);
+	hmac_md5_digest(&ctx, sizeof(md), md);
+	explicit_bzero(secret, sizeof(secret));
+	explicit_bzero(&ctx, sizeof(ctx));
+	for (i = 0; i < MD5_DIGEST_SIZE; i++) {
+		want[2 * i] = hex[md[i] >> 4];
+		want[2 * i + 1] = hex[md[i] & 15];
+	}
+	explicit_bzero(md, sizeof(md));
+	/* Only hex digits, lowered: 0x10 | 0x20 must not pass for '0'. */
+	memset(got, 0, sizeof(got));
+	if (strlen(digest) == sizeof(got) &&
+	    strspn(digest, "0123456789abcdefABCDEF") == sizeof(got))
+		for (i = 0; i < (int)sizeof(got); i++)
+			got[i] = digest[i] | 0x20;
+	same = memeql_sec(want, got, sizeof(got));
+	explicit_bzero(want, sizeof(want));
+	if (found != 1) {
+		if (found == 0)
+			syslog(LOG_NOTICE, "CRAM-MD5: no secret for this user");
+		return -1;
+	}
+	if (!same)
+		syslog(LOG_NOTICE, "CRAM-MD5: wrong digest");
+	return same ? 0 : -1;
 }
 
 /* Fills u with the user's name, uid and home. */

@@ -28,6 +28,13 @@ int auth_pam(const char *service, char *user, const char *password,
 int auth_apop(const char *file, const char *user, const char *timestamp,
     const char *digest);
 
+/* Checks a CRAM-MD5 digest (32 hex digits, any case) against
+ * HMAC-MD5(secret, challenge) with user's secret from the secrets file, in
+ * constant time (RFC 2195). Returns 0, or -1 with the reason logged; the
+ * secret is wiped. */
+int auth_cram(const char *file, const char *user, const char *challenge,
+    const char *digest);
+
 /* Whether the secrets file holds a secret for user: 1, 0, or -1 when the file
  * is refused (reason logged). */
 int auth_has_secret(const char *file, const char *user);

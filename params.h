@@ -15,6 +15,11 @@
 
 /* RFC 2449: a command line is at most 255 octets with its CRLF (or LF). */
 #define MAX_LINE		255
+/* A SASL response line (RFC 5034 bounds commands, not responses): up to
+ * 1024 octets with its CRLF, the base64 of 765 octets, more than the longest
+ * PLAIN message we accept (two names and a password). */
+#define MAX_SASL_LINE		1024
+
 /* The longest user name, password and APOP digest we take. */
 #define MAX_USER		64
 #define MAX_PASS		200
@@ -36,6 +41,13 @@
 
 /* Mailbox scanning and copying chunk. */
 #define MAILBOX_CHUNK		(1 << 20)
+/* The cache's checks: From_ lines sampled, and bytes read at each and at
+ * the old end. */
+#define CACHE_SAMPLES		32
+#define CACHE_PROBE		64
+#define CACHE_TAIL		4096
+/* Appended scans the cache may chain before the next full scan. */
+#define MAX_SEGMENTS		16
 /* How long to wait for the fcntl lock and the dotlock, in seconds. */
 #define LOCK_TIMEOUT		10
 

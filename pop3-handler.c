@@ -4,6 +4,7 @@
  * table and its dispatcher.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -26,6 +27,7 @@
 #include "maildrop.h"
 #include "params.h"
 #include "privsep.h"
+#include "sasl.h"
 
 /* Options. */
 static const char *pam_service = DEFAULT_PAM_SERVICE;
@@ -67,6 +69,9 @@ struct session {
 	int user_ok;			/* the name could be a user's */
 	int failures;
 	char timestamp[128];		/* APOP, "" when not offered */
+	char challenge[128];		/* CRAM-MD5, "" when not offered */
+	int utf8;			/* UTF8 given: names and passwords
+					 * are UTF-8, SASLprep'd */
 	/* TRANSACTION */
 	struct auth_user who;
 	struct maildrop md;
@@ -176,12 +181,12 @@ static enum line_status fill_input(void)
 }
 
 /*
- * Reads one line of at most MAX_LINE octets with its LF into line (which
- * holds MAX_LINE + 1 bytes), without the CR LF, NUL-terminated; *len gets its
- * length, NULs included. A longer line is read to its LF and thrown away:
- * LINE_LONG, once. A line cut off by EOF is not a command.
+ * Reads one line of at most max octets with its LF into line (which holds
+ * max + 1 bytes), without the CR LF, NUL-terminated; *len gets its length,
+ * NULs included. A longer line is read to its LF and thrown away: LINE_LONG,
+ * once. A line cut off by EOF is not a command.
  */
-static enum line_status get_line(char *line, size_t *len)
+static enum line_status get_line(char *line, size_t max, size_t *len)
 {
 	size_t n = 0, total = 0;
 	enum line_status st;
@@ -195,8 +200,8 @@ static enum line_status get_line(char *line, size_t *len)
 		nl = memchr(inbuf + in_pos, '\n', in_len - in_pos);
 		take = (nl ? (size_t)(nl - inbuf) : in_len) - in_pos;
 		total += take + (nl != NULL);
-		if (n < MAX_LINE) {
-			size_t room = MAX_LINE - n;
+		if (n < max) {
+			size_t room = max - n;
 			memcpy(line + n, inbuf + in_pos, take < room ? take : room);
 			n += take < room ? take : room;
 		}
@@ -204,7 +209,7 @@ static enum line_status get_line(char *line, size_t *len)
 		if (nl)
 			break;
 	}
-	if (total > MAX_LINE)
+	if (total > max)
 		return LINE_LONG;
 	if (n && line[n - 1] == '\r')
 		n--;
@@ -411,6 +416,11 @@ static int user_name_ok(const char *name)
 	return 1;
 }
 
+/* For logs, by enum method. */
+static const char *const method_names[] = {
+	"PASS", "APOP", "PLAIN", "LOGIN", "CRAM-MD5"
+};
+
 /* Whether a password may cross this connection in the clear (-P, -S). */
 static int plaintext_allowed(void)
 {
@@ -426,6 +436,14 @@ static enum result cmd_user(struct session *s, char *arg)
 		    "disallowed on non-secure connections");
 	s->user_ok = strlen(arg) <= MAX_USER && user_name_ok(arg);
 	snprintf(s->user, sizeof(s->user), "%s", arg);
+	if (s->utf8 && s->user_ok) {	/* RFC 6856 §2: SASLprep'd */
+		char buf[MAX_USER + 1];
+
+		memcpy(buf, s->user, sizeof(buf));
+		s->user_ok = !sasl_prep(buf, sizeof(buf)) && user_name_ok(buf);
+		if (s->user_ok)
+			memcpy(s->user, buf, sizeof(buf));
+	}
 	return reply(s, P_OK, "Send PASS");
 }
 
@@ -443,17 +461,21 @@ static enum verdict authority(struct session *s, struct credential *c)
 
 	if (!user_name_ok(c->user))
 		why = "not a valid user name";
-	else if (c->apop) {
+	else if (c->method == CRED_APOP) {
 		if (!apop_file || auth_apop(apop_file, c->user, s->timestamp,
 		    c->secret))
 			why = "APOP refused";
+	} else if (c->method == CRED_CRAM) {
+		if (!apop_file || auth_cram(apop_file, c->user, s->challenge,
+		    c->secret))
+			why = "CRAM-MD5 refused";
 	} else if (!plaintext_allowed())
 		why = "plaintext password refused (-P)";
 	else if (strlen(c->secret) > MAX_PASS)
 		why = "password too long";
 	else if (apop_file && apop_only &&
 	    auth_has_secret(apop_file, c->user) != 0)
-		why = "USER/PASS refused: APOP user (-A)";
+		why = "password refused: APOP user (-A)";
 	else if (auth_pam(pam_service, c->user, c->secret,
 	    strcmp(s->peer, "local") ? s->peer : NULL))
 		why = "PAM refused";
@@ -464,8 +486,9 @@ static enum verdict authority(struct session *s, struct credential *c)
 		snprintf(s->user, sizeof(s->user), "%s", c->user);
 		return V_OK;
 	}
-	syslog(LOG_NOTICE, "authentication failed: user=%s host=%s: %s",
-	    printable(c->user, name, sizeof(name)), s->peer, why);
+	syslog(LOG_NOTICE, "authentication failed: user=%s host=%s "
+	    "method=%s: %s", printable(c->user, name, sizeof(name)), s->peer,
+	    method_names[c->method], why);
 	fail_delay();
 	return ++s->failures >= MAX_AUTH_FAILURES ? V_CLOSE : V_FAIL;
 }
@@ -493,7 +516,7 @@ static enum result authenticate(struct session *s, struct credential *c)
 	case V_OK:
 		if (channel >= 0)
 			hand_over();
-		return login(s, c->apop ? "APOP" : "PASS");
+		return login(s, method_names[c->method]);
 	case V_FAIL:
 		s->user[0] = '\0';
 		return reply(s, P_ERR, "[AUTH] Authentication failed");
@@ -518,6 +541,8 @@ static enum result cmd_pass(struct session *s, char *arg)
 		snprintf(c.secret, sizeof(c.secret), "%s", arg);
 		explicit_bzero(arg, strlen(arg));
 	}
+	if (s->utf8 && sasl_prep(c.secret, sizeof(c.secret)))
+		c.user[0] = '\0';	/* fails at the authority, counted */
 	return authenticate(s, &c);
 }
 
@@ -530,20 +555,293 @@ static enum result cmd_apop(struct session *s, char *arg)
 		return reply(s, P_ERR, "Syntax error");
 	*digest++ = '\0';
 	memset(&c, 0, sizeof(c));
-	c.apop = 1;
+	c.method = CRED_APOP;
 	if (strlen(arg) <= MAX_USER)
 		strcpy(c.user, arg);
 	snprintf(c.secret, sizeof(c.secret), "%s", digest);
 	return authenticate(s, &c);
 }
 
+/*
+ * SASL (RFC 5034). The mechanisms on offer: PLAIN and LOGIN carry a
+ * password, so they go where USER goes (-P); CRAM-MD5 needs the secrets file.
+ */
+static int mech_offered(const char *mech)
+{
+	if (!strcasecmp(mech, "PLAIN") || !strcasecmp(mech, "LOGIN"))
+		return plaintext_allowed();
+	if (!strcasecmp(mech, "CRAM-MD5"))
+		return apop_file != NULL;
+	return 0;
+}
+
+/* The mechanisms on offer, space-separated, into buf. */
+static char *mech_list(char *buf, size_t size)
+{
+	static const char *const all[] = { "PLAIN", "LOGIN", "CRAM-MD5", NULL };
+	size_t i;
+
+	buf[0] = '\0';
+	for (i = 0; all[i]; i++)
+		if (mech_offered(all[i]))
+			snprintf(buf + strlen(buf), size - strlen(buf), "%s%s",
+			    buf[0] ? " " : "", all[i]);
+	return buf;
+}
+
+/*
+ * One step of a SASL exchange: the client's response, decoded into buf (size
+ * bytes) with *len its length. It is the initial response when the AUTH
+ * line carried one (initial, "=" for an empty one); else "+ challenge" is
+ * sent and one line of at most MAX_SASL_LINE octets read. Besides the
+ * dispatcher, only this writes to the client, and only the "+ " line.
+ * Returns P_OK, or P_ERR or P_CLOSE with the reply set: "*" cancels.
+ */
+static enum result sasl_step(struct session *s, const char *challenge,
+    const char *initial, char *buf, size_t size, ssize_t *len)
+{
+	char line[MAX_SASL_LINE + 1];
+	size_t n;
+
+	if (!initial) {
+		if (out_str("+ ") || out_str(challenge) || out_str("\r\n"))
+			return reply(s, P_CLOSE, "Write failed");
+		switch (get_line(line, MAX_SASL_LINE, &n)) {
+		case LINE:
+			break;
+		case LINE_LONG:
+			return reply(s, P_ERR, "Line too long");
+		case LINE_TIMEOUT:
+			return reply(s, P_CLOSE, "Disconnected for inactivity");
+		default:
+			return reply(s, P_CLOSE, "Connection lost");
+		}
+		if (memchr(line, '\0', n)) {
+			explicit_bzero(line, sizeof(line));
+			return reply(s, P_ERR, "NUL byte in response");
+		}
+		initial = line;
+	}
+	if (!strcmp(initial, "*"))
+		return reply(s, P_ERR, "Authentication cancelled");
+	*len = sasl_decode64(initial, buf, size);
+	explicit_bzero(line, sizeof(line));
+	if (*len < 0)
+		return reply(s, P_ERR, "Invalid base64 in response");
+	return P_OK;
+}
+
+/*
+ * Fills a password credential from a SASL identity and password: both
+ * SASLprep'd (RFC 4616, RFC 6856). Either failing leaves the user name empty,
+ * so that the authority fails it like a wrong password, delayed and counted.
+ * Wipes pass.
+ */
+static void sasl_credential(struct credential *c, enum method m,
+    const char *user, char *pass)
+{
+	char buf[MAX_SASL_LINE];
+	int bad;
+
+	memset(c, 0, sizeof(*c));
+	c->method = m;
+	snprintf(buf, sizeof(buf), "%s", user);
+	if (!sasl_prep(buf, sizeof(buf)) && strlen(buf) <= MAX_USER &&
+	    user_name_ok(buf))
+		strcpy(c->user, buf);
+	snprintf(buf, sizeof(buf), "%s", pass);
+	explicit_bzero(pass, strlen(pass));
+	bad = m == CRED_CRAM ? 0 : sasl_prep(buf, sizeof(buf));
+	if (bad)
+		c->user[0] = '\0';
+	else
+		snprintf(c->secret, sizeof(c->secret), "%s", buf);
+	explicit_bzero(buf, sizeof(buf));
+}
+
+/* RFC 4616. The authorization identity may be empty or the user's own. */
+static enum result auth_plain(struct session *s, const char *initial)
+{
+	char msg[MAX_SASL_LINE], *authzid, *authcid, *pass;
+	struct credential c;
+	enum result r;
+	ssize_t len;
+
+	if ((r = sasl_step(s, "", initial, msg, sizeof(msg), &len)) != P_OK)
+		return r;
+	if (sasl_plain(msg, len, &authzid, &authcid, &pass)) {
+		explicit_bzero(msg, sizeof(msg));
+		return reply(s, P_ERR, "Malformed PLAIN message");
+	}
+	if (*authzid && strcmp(authzid, authcid)) {
+		explicit_bzero(msg, sizeof(msg));
+		return reply(s, P_ERR, "[AUTH] Authorization identity refused");
+	}
+	sasl_credential(&c, CRED_PLAIN, authcid, pass);
+	explicit_bzero(msg, sizeof(msg));
+	return authenticate(s, &c);
+}
+
+/* The LOGIN mechanism (Outlook): "Username:", then "Password:". */
+static enum result auth_login(struct session *s, const char *initial)
+{
+	char user[MAX_SASL_LINE], pass[MAX_SASL_LINE];
+	struct credential c;
+	enum result r;
+	ssize_t ulen, plen;
+
+	if ((r = sasl_step(s, "VXNlcm5hbWU6", initial, user, sizeof(user),
+	    &ulen)) != P_OK)
+		return r;
+	if ((r = sasl_step(s, "UGFzc3dvcmQ6", NULL, pass, sizeof(pass),
+	    &plen)) != P_OK)
+		return r;
+	if (strlen(user) != (size_t)ulen || strlen(pass) != (size_t)plen) {
+		explicit_bzero(pass, sizeof(pass));
+		return reply(s, P_ERR, "NUL byte in response");
+	}
+	sasl_credential(&c, CRED_LOGIN, user, pass);
+	explicit_bzero(pass, sizeof(pass));
+	return authenticate(s, &c);
+}
+
+/*
+ * RFC 2195. The challenge is the one the root process made before the fork
+ * (s->challenge); the response is "user digest".
+ */
+static enum result auth_cram_md5(struct session *s, const char *initial)
+{
+	char challenge[2 * sizeof(s->challenge)], msg[MAX_SASL_LINE], *digest;
+	struct credential c;
+	enum result r;
+	ssize_t len;
+
+	if (initial)
+		return reply(s, P_ERR, "CRAM-MD5 takes no initial response");
+	if (sasl_encode64(s->challenge, strlen(s->challenge), challenge,
+	    sizeof(challenge)))
+		return reply(s, P_ERR, "Internal error");
+	if ((r = sasl_step(s, challenge, NULL, msg, sizeof(msg), &len)) != P_OK)
+		return r;
+	if ((size_t)len != strlen(msg) || !(digest = strrchr(msg, ' ')))
+		return reply(s, P_ERR, "Malformed CRAM-MD5 response");
+	*digest++ = '\0';
+	sasl_credential(&c, CRED_CRAM, msg, digest);
+	return authenticate(s, &c);
+}
+
+static int body_mechs(struct session *s)
+{
+	char list[64], *p, *tok;
+
+	(void)s;
+	for (tok = strtok_r(mech_list(list, sizeof(list)), " ", &p); tok;
+	    tok = strtok_r(NULL, " ", &p))
+		if (out_str(tok) || out_str("\r\n"))
+			return -1;
+	return 0;
+}
+
+/*
+ * AUTH mechanism [initial-response]. A bare AUTH lists the mechanisms, as
+ * many servers do for clients that probe with it (RFC 5034 leaves it open).
+ */
+static enum result cmd_auth(struct session *s, char *arg)
+{
+	char *initial;
+
+	if (!arg) {
+		s->body = body_mechs;
+		return reply(s, P_OK, "Methods supported");
+	}
+	if ((initial = strchr(arg, ' '))) {
+		*initial++ = '\0';
+		if (!*initial || strchr(initial, ' '))
+			return reply(s, P_ERR, "Syntax error");
+	}
+	if ((!strcasecmp(arg, "PLAIN") || !strcasecmp(arg, "LOGIN")) &&
+	    !plaintext_allowed())
+		return reply(s, P_ERR, "[AUTH] Plaintext authentication "
+		    "disallowed on non-secure connections");
+	if (!mech_offered(arg))
+		return reply(s, P_ERR, "Unrecognized authentication type");
+	if (!strcasecmp(arg, "PLAIN"))
+		return auth_plain(s, initial);
+	if (!strcasecmp(arg, "LOGIN"))
+		return auth_login(s, initial);
+	return auth_cram_md5(s, initial);
+}
+
+/* RFC 6856 §2: from now on, names and passwords are UTF-8. */
+static enum result cmd_utf8(struct session *s, char *arg)
+{
+	if (arg)
+		return reply(s, P_ERR, "Syntax error");
+	s->utf8 = 1;
+	return reply(s, P_OK, "UTF8 enabled");
+}
+
+static int body_lang(struct session *s)
+{
+	(void)s;
+	return out_str("en English\r\n");
+}
+
+/* RFC 4647 language-range: "*", or 1*8ALPHA *("-" 1*8alphanum). */
+static int lang_range_ok(const char *a)
+{
+	size_t n = 0;
+	int first = 1;
+
+	if (!strcmp(a, "*"))
+		return 1;
+	for (;; a++) {
+		if (*a == '-' || !*a) {
+			if (!n)
+				return 0;
+			if (!*a)
+				return 1;
+			n = 0;
+			first = 0;
+			continue;
+		}
+		if (!(first ? isalpha((unsigned char)*a) :
+		    isalnum((unsigned char)*a)) || ++n > 8)
+			return 0;
+	}
+}
+
+/*
+ * RFC 6856 §3. Only English is spoken: "en", a range under it ("en-GB"
+ * falls back to "en" as RFC 4647 lookup does) and "*" select it.
+ */
+static enum result cmd_lang(struct session *s, char *arg)
+{
+	if (!arg) {
+		s->body = body_lang;
+		return reply(s, P_OK, "Language listing follows");
+	}
+	if (!lang_range_ok(arg))
+		return reply(s, P_ERR, "Syntax error");
+	if (strcmp(arg, "*") && (strncasecmp(arg, "en", 2) ||
+	    (arg[2] && arg[2] != '-')))
+		return reply(s, P_ERR, "en Unsupported language");
+	return reply(s, P_OK, "en Language is English");
+}
+
 static int body_capa(struct session *s)
 {
+	char list[64];
+
 	(void)s;
 	if (plaintext_allowed() && out_str("USER\r\n"))
 		return -1;
+	if (mech_list(list, sizeof(list))[0] &&
+	    (out_str("SASL ") || out_str(list) || out_str("\r\n")))
+		return -1;
 	return out_str("TOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n"
-	    "PIPELINING\r\nIMPLEMENTATION " POP3_NAME " " POP3_VERSION "\r\n");
+	    "PIPELINING\r\nUTF8 USER\r\nLANG\r\n"
+	    "IMPLEMENTATION " POP3_NAME " " POP3_VERSION "\r\n");
 }
 
 static enum result cmd_capa(struct session *s, char *arg)
@@ -735,6 +1033,9 @@ static const struct command {
 	{ "USER", cmd_user, AUTHORIZATION },
 	{ "PASS", cmd_pass, AUTHORIZATION },
 	{ "APOP", cmd_apop, AUTHORIZATION },
+	{ "AUTH", cmd_auth, AUTHORIZATION },
+	{ "UTF8", cmd_utf8, AUTHORIZATION },
+	{ "LANG", cmd_lang, AUTHORIZATION | TRANSACTION },
 	{ "CAPA", cmd_capa, AUTHORIZATION | TRANSACTION },
 	{ "QUIT", cmd_quit, AUTHORIZATION | TRANSACTION },
 	{ "STAT", cmd_stat, TRANSACTION },
@@ -821,7 +1122,11 @@ static const char *peer_address(void)
 	return "local";
 }
 
-static void make_timestamp(struct session *s)
+/*
+ * A msg-id style string, unique and unpredictable: the APOP timestamp and the
+ * CRAM-MD5 challenge, each made once per session by the root process.
+ */
+static void make_timestamp(char *buf, size_t size)
 {
 	char host[256];
 	uint64_t r;
@@ -830,7 +1135,7 @@ static void make_timestamp(struct session *s)
 		strcpy(host, "localhost");
 	host[sizeof(host) - 1] = '\0';
 	random_bytes(&r, sizeof(r));
-	snprintf(s->timestamp, sizeof(s->timestamp), "<%ld.%lld.%016" PRIx64
+	snprintf(buf, size, "<%ld.%lld.%016" PRIx64
 	    "@%s>", (long)getpid(), (long long)time(NULL), r, host);
 }
 
@@ -856,7 +1161,7 @@ static int session(struct session *s, int greet)
 	    out_str("\r\n")))
 		return 1;
 	for (;;) {
-		switch (get_line(line, &len)) {
+		switch (get_line(line, MAX_LINE, &len)) {
 		case LINE:
 			break;
 		case LINE_LONG:
@@ -952,7 +1257,7 @@ static int separated(struct session *s)
 		close(fd);
 		in_pos = 0;
 		in_len = n;
-		if (respond(s, login(s, c.apop ? "APOP" : "PASS")) != P_OK) {
+		if (respond(s, login(s, method_names[c.method])) != P_OK) {
 			flush_output();
 			return 1;
 		}
@@ -1026,8 +1331,10 @@ int main(int argc, char **argv)
 	s.state = AUTHORIZATION;
 	s.md.fd = -1;
 	s.peer = peer_address();
-	if (apop_file)
-		make_timestamp(&s);
+	if (apop_file) {
+		make_timestamp(s.timestamp, sizeof(s.timestamp));
+		make_timestamp(s.challenge, sizeof(s.challenge));
+	}
 	if (geteuid() == 0)
 		status = separated(&s);
 	else

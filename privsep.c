@@ -17,7 +17,7 @@
 
 /* The header of a request; the user name and the secret follow. */
 struct request {
-	uint8_t apop;
+	uint8_t method;
 	uint8_t user_len;
 	uint16_t secret_len;
 };
@@ -132,7 +132,7 @@ int privsep_ask(int fd, const struct credential *c)
 	struct request r;
 	uint8_t v;
 
-	r.apop = c->apop;
+	r.method = c->method;
 	r.user_len = strlen(c->user);
 	r.secret_len = strlen(c->secret);
 	if (send_all(fd, &r, sizeof(r)) || send_all(fd, c->user, r.user_len) ||
@@ -155,11 +155,12 @@ int privsep_request(int fd, struct credential *c)
 
 	if (got <= 0)
 		return got;
-	if (r.apop > 1 || r.user_len > MAX_USER || r.secret_len > MAX_LINE ||
+	if (r.method > CRED_CRAM || r.user_len > MAX_USER ||
+	    r.secret_len > MAX_LINE ||
 	    recv_all(fd, c->user, r.user_len) < 0 ||
 	    recv_all(fd, c->secret, r.secret_len) < 0)
 		return -1;
-	c->apop = r.apop;
+	c->method = r.method;
 	c->user[r.user_len] = '\0';
 	c->secret[r.secret_len] = '\0';
 	if (strlen(c->user) != r.user_len || strlen(c->secret) != r.secret_len)

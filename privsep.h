@@ -12,8 +12,17 @@
 
 #include "params.h"
 
+/* What a credential's secret is, and so how it is checked. */
+enum method {
+	CRED_PASS,	/* USER/PASS: a password */
+	CRED_APOP,	/* an APOP digest over the greeting's timestamp */
+	CRED_PLAIN,	/* SASL PLAIN: a password */
+	CRED_LOGIN,	/* SASL LOGIN: a password */
+	CRED_CRAM	/* SASL CRAM-MD5: a digest over the root's challenge */
+};
+
 struct credential {
-	int apop;			/* 1: secret is an APOP digest */
+	enum method method;
 	char user[MAX_USER + 1];	/* "" when the client's was unusable */
 	char secret[MAX_LINE + 1];
 };

@@ -81,3 +81,31 @@ mbox() {
 	cat > "$T/mail/$1"
 	chmod 600 "$T/mail/$1"
 }
+
+# pop3_listen [options]: serves the handler, set up as pop3_run does, on a
+# loopback port ($PORT), one process per connection, for real clients; the
+# log goes to $T/err. pop3_unlisten stops it (teardown does).
+pop3_listen() {
+	pop3_own
+	PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+	systemd-socket-activate -l "127.0.0.1:$PORT" --inetd -a \
+		env LD_PRELOAD="$PAM_WRAPPER_LIB" PAM_WRAPPER=1 \
+		PAM_WRAPPER_SERVICE_DIR="$T/pam.d" \
+		"${RUNAS[@]}" "$HANDLER" -d -m "$T/mail/%u" -D "$T/state/%u" "$@" \
+		2>> "$T/err" &
+	LISTENER=$!
+	local i
+	for i in $(seq 50); do
+		python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' "$PORT" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+pop3_unlisten() {
+	if [ -n "${LISTENER:-}" ]; then
+		kill "$LISTENER" 2>/dev/null || true
+		wait "$LISTENER" 2>/dev/null || true
+		LISTENER=
+	fi
+}

@@ -17,6 +17,8 @@ driver reads the greeting, then runs the script, one action per line:
   R:              read one reply line
   M:              read one multi-line reply (first line; if +OK, up to ".")
   A: user secret  send APOP user md5(<greeting timestamp> secret), read reply
+  K: user secret  send AUTH CRAM-MD5, read the "+ " challenge, answer with
+                  user and HMAC-MD5(secret, challenge), read the reply
   ! command       run "command" with bash -c and wait; its output goes to
                   stderr; a non-zero status prints "! exit N" on stdout;
                   $HANDLER_PID is the pid of the command the driver started
@@ -31,8 +33,10 @@ bytes exactly as received.  A reply that does not come within 20 s prints
 "pop3drive: timeout" and exits 124.
 """
 
+import base64
 import codecs
 import hashlib
+import hmac
 import os
 import re
 import select
@@ -155,6 +159,17 @@ def main():
                 ts = m.group(0) if m else b""
                 digest = hashlib.md5(ts + secret.encode()).hexdigest()
                 s.send(b"APOP " + user.encode() + b" " + digest.encode() + b"\r\n")
+                reply(s, False)
+            elif act.startswith("K:"):
+                user, secret = act[2:].split(None, 1)
+                s.send(b"AUTH CRAM-MD5\r\n")
+                l = reply(s, False)
+                if l is None or not l.startswith(b"+ "):
+                    continue
+                ch = base64.b64decode(l[2:])
+                digest = hmac.new(secret.encode(), ch, "md5").hexdigest()
+                s.send(base64.b64encode(user.encode() + b" " +
+                                        digest.encode()) + b"\r\n")
                 reply(s, False)
             elif act.startswith("!"):
                 env = dict(os.environ, HANDLER_PID=str(s.p.pid))

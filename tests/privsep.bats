@@ -84,3 +84,31 @@ preauth_uid() {
 	pop3_run
 	[ "$status" -eq 1 ]
 }
+
+@test "SASL PLAIN and LOGIN are parsed in the child; the root part checks the password and logs in" {
+	pop3_own() { :; }
+	pop3_session "AUTH PLAIN $(printf '\0%s\0secret' "$U" | base64 -w0)" STAT QUIT
+	[[ "${lines[1]}" == "+OK maildrop has 3 messages"* ]]
+	[[ "${lines[2]}" == "+OK 3 "* ]]
+	grep -q "login: user=$U .*method=PLAIN" "$T/err"
+	pop3_session "AUTH LOGIN" "$(printf %s "$U" | base64 -w0)" "$(printf secret | base64 -w0)" STAT QUIT
+	[[ "${lines[3]}" == "+OK maildrop has 3 messages"* ]]
+	[ "$status" -eq 0 ]
+}
+
+@test "CRAM-MD5 through the root part: it checks the digest against its own challenge" {
+	pop3_own() { :; }
+	printf '%s:tanstaaf\n' "$U" > "$T/secrets"
+	chmod 600 "$T/secrets"
+	pop3_drive -a "$T/secrets" <<-EOF
+	K: $U wrong
+	K: $U tanstaaf
+	C: STAT
+	C: QUIT
+	EOF
+	[ "${lines[2]}" = "-ERR [AUTH] Authentication failed" ]
+	[[ "${lines[4]}" == "+OK maildrop has 3 messages"* ]]
+	[[ "${lines[5]}" == "+OK 3 "* ]]
+	grep -q 'CRAM-MD5: wrong digest' "$T/err"
+	[ "$status" -eq 0 ]
+}
