@@ -11,18 +11,20 @@ DESTDIR =
 BATS ?= bats
 
 PROG = pop3-handler
-OBJS = pop3-handler.o auth.o maildrop.o privsep.o sasl.o
+OBJS = pop3-handler.o auth.o maildrop.o privsep.o sasl.o userstate.o
 
 all: $(PROG)
 
 $(PROG): $(OBJS)
 	$(CC) $(LDFLAGS) -o $@ $(OBJS) $(LDLIBS)
 
-pop3-handler.o: pop3-handler.c params.h auth.h maildrop.h privsep.h sasl.h
+pop3-handler.o: pop3-handler.c params.h auth.h maildrop.h privsep.h sasl.h \
+    userstate.h
 auth.o: auth.c params.h auth.h
 maildrop.o: maildrop.c params.h maildrop.h
 privsep.o: privsep.c params.h privsep.h
 sasl.o: sasl.c sasl.h
+userstate.o: userstate.c params.h userstate.h
 
 check: $(PROG)
 	BATS=$(BATS) sh tests/run

@@ -35,6 +35,11 @@
 #define FAIL_DELAY_MIN_MS	1000
 #define FAIL_DELAY_MAX_MS	3000
 
+/* In the state directory: the session lock (-1) and the last-login record
+ * (-l), beside the update journal. */
+#define SESSION_LOCK		"session.lock"
+#define LAST_LOGIN		"last-login"
+
 /* Client I/O buffers. */
 #define INPUT_BUFFER		4096
 #define OUTPUT_BUFFER		65536

@@ -28,6 +28,7 @@
 #include "params.h"
 #include "privsep.h"
 #include "sasl.h"
+#include "userstate.h"
 
 /* Options. */
 static const char *pam_service = DEFAULT_PAM_SERVICE;
@@ -38,6 +39,10 @@ static int apop_only;			/* -A */
 static int secure;			/* -S: the connection is under TLS */
 static int plaintext_needs_tls;		/* -P */
 static int timeout = DEFAULT_TIMEOUT;
+static long login_delay = -1;		/* -l: LOGIN-DELAY seconds */
+static long expire = -1;		/* -e: EXPIRE days; 0 deletes RETR'd */
+static int no_top;			/* -T */
+static int one_session;			/* -1: [IN-USE] for a second one */
 
 /* In the pre-auth child: the channel to the root parent; else -1. */
 static int channel = -1;
@@ -76,6 +81,8 @@ struct session {
 	struct auth_user who;
 	struct maildrop md;
 	struct counter top, retr, del;
+	unsigned char *retrieved;	/* EXPIRE 0: by message index */
+	int lock;			/* the session lock (-1), or -1 */
 	const char *peer;
 };
 
@@ -369,6 +376,44 @@ static int template_ok(const char *tmpl)
 }
 
 /*
+ * As the user, before the maildrop is opened: one session per maildrop (-1)
+ * and LOGIN-DELAY (-l), both kept in the state directory. Only a client that
+ * gave a good credential gets this far, so [LOGIN-DELAY] and [IN-USE] tell
+ * nothing to one that did not.
+ */
+static enum result user_state(struct session *s, const char *path)
+{
+	long wait = 0;
+	int dir = userstate_open(path, s->who.uid);
+
+	if (dir < 0)
+		return reply(s, P_CLOSE, "[SYS/TEMP] No state directory");
+	if (one_session && (s->lock = userstate_lock(dir)) < 0) {
+		close(dir);
+		if (s->lock == -2) {
+			syslog(LOG_NOTICE, "login refused: another session of "
+			    "%s is active", s->who.name);
+			s->lock = -1;
+			return reply(s, P_CLOSE, "[IN-USE] Another session "
+			    "is active");
+		}
+		return reply(s, P_CLOSE, "[SYS/TEMP] Session lock failed");
+	}
+	if (login_delay > 0)
+		wait = userstate_login_delay(dir, login_delay, time(NULL));
+	close(dir);
+	if (wait < 0)
+		return reply(s, P_CLOSE, "[SYS/TEMP] Login record failed");
+	if (wait > 0) {
+		syslog(LOG_NOTICE, "login refused: user=%s: LOGIN-DELAY, %ld s "
+		    "to wait", s->who.name, wait);
+		return reply(s, P_CLOSE, "[LOGIN-DELAY] Wait %ld more "
+		    "second%s", wait, wait == 1 ? "" : "s");
+	}
+	return P_OK;
+}
+
+/*
  * After a good credential: become the user, open the maildrop, and enter
  * TRANSACTION. A maildrop that can't be opened ends the session, since the
  * identity has already changed.
@@ -379,6 +424,7 @@ static enum result login(struct session *s, const char *method)
 	const char *err;
 	unsigned long count;
 	unsigned long long octets;
+	enum result r;
 
 	if (auth_become(s->user, &s->who))
 		return reply(s, P_CLOSE, "[AUTH] Authentication failed");
@@ -388,10 +434,18 @@ static enum result login(struct session *s, const char *method)
 		    s->who.name);
 		return reply(s, P_CLOSE, "[SYS/PERM] Mailbox path too long");
 	}
+	if ((login_delay > 0 || one_session) && (r = user_state(s, state)) !=
+	    P_OK)
+		return r;
 	if (maildrop_open(&s->md, path, state, s->who.uid, &err)) {
 		syslog(LOG_NOTICE, "login refused: user=%s host=%s: %s",
 		    printable(s->who.name, name, sizeof(name)), s->peer, err);
 		return reply(s, P_CLOSE, "%s", err);
+	}
+	if (expire == 0 && s->md.count &&
+	    !(s->retrieved = calloc(s->md.count, 1))) {
+		syslog(LOG_ERR, "out of memory");
+		return reply(s, P_CLOSE, "[SYS/TEMP] Out of memory");
 	}
 	s->state = TRANSACTION;
 	totals(s, &count, &octets);
@@ -839,7 +893,19 @@ static int body_capa(struct session *s)
 	if (mech_list(list, sizeof(list))[0] &&
 	    (out_str("SASL ") || out_str(list) || out_str("\r\n")))
 		return -1;
-	return out_str("TOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n"
+	if (!no_top && out_str("TOP\r\n"))
+		return -1;
+	if (login_delay >= 0) {
+		snprintf(list, sizeof(list), "LOGIN-DELAY %ld\r\n", login_delay);
+		if (out_str(list))
+			return -1;
+	}
+	if (expire >= 0) {
+		snprintf(list, sizeof(list), "EXPIRE %ld\r\n", expire);
+		if (out_str(list))
+			return -1;
+	}
+	return out_str("UIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n"
 	    "PIPELINING\r\nUTF8 USER\r\nLANG\r\n"
 	    "IMPLEMENTATION " POP3_NAME " " POP3_VERSION "\r\n");
 }
@@ -852,6 +918,24 @@ static enum result cmd_capa(struct session *s, char *arg)
 	return reply(s, P_OK, "Capability list follows");
 }
 
+/*
+ * EXPIRE 0 (RFC 1939 §8, RFC 2449): a message retrieved with RETR is
+ * deleted at QUIT as if DELE'd. Retrieved is retrieved: RSET does not undo it.
+ */
+static void expire_retrieved(struct session *s)
+{
+	size_t i;
+
+	if (!s->retrieved)
+		return;
+	for (i = 0; i < s->md.count; i++)
+		if (s->retrieved[i] && !(s->md.msg[i].flags & M_DELETED)) {
+			s->md.msg[i].flags |= M_DELETED;
+			s->del.count++;
+			s->del.octets += s->md.msg[i].size;
+		}
+}
+
 static enum result cmd_quit(struct session *s, char *arg)
 {
 	const char *err;
@@ -862,6 +946,7 @@ static enum result cmd_quit(struct session *s, char *arg)
 		return reply(s, P_ERR, "Syntax error");
 	if (s->state != TRANSACTION)
 		return reply(s, P_QUIT, POP3_NAME " signing off");
+	expire_retrieved(s);
 	if (maildrop_commit(&s->md, &err) < 0)
 		return reply(s, P_CLOSE, "%s", err);
 	totals(s, &count, &octets);
@@ -965,6 +1050,8 @@ static enum result cmd_retr(struct session *s, char *arg)
 		return P_ERR;
 	s->lines = -1;
 	s->body = body_message;
+	if (s->retrieved)
+		s->retrieved[s->msg - s->md.msg] = 1;
 	s->retr.count++;
 	s->retr.octets += s->msg->size;
 	return reply(s, P_OK, "%lld octets", (long long)s->msg->size);
@@ -1085,7 +1172,8 @@ static enum result dispatch(struct session *s, char *line)
 		if (strlen(c->name) == klen && !strncasecmp(c->name, line, klen))
 			break;
 	if (c->name && (c->states & s->state) &&
-	    (c->handler != cmd_apop || s->timestamp[0]))
+	    (c->handler != cmd_apop || s->timestamp[0]) &&
+	    (c->handler != cmd_top || !no_top))
 		r = c->handler(s, arg);
 	return respond(s, r);
 }
@@ -1141,9 +1229,9 @@ static void make_timestamp(char *buf, size_t size)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: " POP3_NAME " [-dAPSV] [-s service] "
+	fprintf(stderr, "usage: " POP3_NAME " [-1dAPSTV] [-s service] "
 	    "[-m mailbox-template] [-D state-template] [-a apop-secrets] "
-	    "[-t timeout]\n");
+	    "[-t timeout] [-l login-delay] [-e expire-days]\n");
 	exit(2);
 }
 
@@ -1276,13 +1364,29 @@ int main(int argc, char **argv)
 	unsigned long long v;
 	char name[MAX_USER + 1];
 
-	while ((c = getopt(argc, argv, "a:AdD:s:m:Pt:SV")) != -1)
+	while ((c = getopt(argc, argv, "1a:AdD:e:l:s:m:Pt:STV")) != -1)
 		switch (c) {
 		case 'a':
 			apop_file = optarg;
 			break;
 		case 'A':
 			apop_only = 1;
+			break;
+		case '1':
+			one_session = 1;
+			break;
+		case 'e':
+			if (parse_number(optarg, 1000000, &v))
+				usage();
+			expire = v;
+			break;
+		case 'l':
+			if (parse_number(optarg, 1000000, &v))
+				usage();
+			login_delay = v;
+			break;
+		case 'T':
+			no_top = 1;
 			break;
 		case 'd':
 			logopt |= LOG_PERROR;
@@ -1330,6 +1434,7 @@ int main(int argc, char **argv)
 
 	s.state = AUTHORIZATION;
 	s.md.fd = -1;
+	s.lock = -1;
 	s.peer = peer_address();
 	if (apop_file) {
 		make_timestamp(s.timestamp, sizeof(s.timestamp));
@@ -1351,5 +1456,8 @@ int main(int argc, char **argv)
 		    s.del.octets, octets + s.del.octets);
 		maildrop_close(&s.md);
 	}
+	free(s.retrieved);
+	if (s.lock >= 0)
+		close(s.lock);
 	return status;
 }

@@ -1,0 +1,107 @@
+/*
+ * The session lock and the last-login record, in the user's state
+ * directory. Both are files the handler makes itself, as the user, and
+ * opens without following symlinks.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "params.h"
+#include "userstate.h"
+
+int userstate_open(const char *path, uid_t uid)
+{
+	struct stat st;
+	int fd;
+
+	if (mkdir(path, 0700) && errno != EEXIST) {
+		syslog(LOG_ERR, "%s: cannot make the state directory: %m",
+		    path);
+		return -1;
+	}
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		syslog(LOG_ERR, "%s: state directory: %m", path);
+		return -1;
+	}
+	if (fstat(fd, &st) || st.st_uid != uid || (st.st_mode & 022)) {
+		syslog(LOG_ERR, "%s: refused as state directory: not owned by "
+		    "uid %lu, or writable by others", path, (unsigned long)uid);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* A regular file in dir, made if missing, opened without following a link. */
+static int state_file(int dir, const char *name, int flags)
+{
+	struct stat st;
+	int fd = openat(dir, name, flags | O_CREAT | O_NOFOLLOW | O_CLOEXEC |
+	    O_NONBLOCK, 0600);
+
+	if (fd < 0) {
+		syslog(LOG_ERR, "state file %s: %m", name);
+		return -1;
+	}
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		syslog(LOG_ERR, "state file %s: not a regular file", name);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int userstate_lock(int dir)
+{
+	struct flock fl;
+	int fd = state_file(dir, SESSION_LOCK, O_RDWR);
+
+	if (fd < 0)
+		return -1;
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
+		return fd;
+	if (errno == EAGAIN || errno == EACCES) {
+		close(fd);
+		return -2;
+	}
+	syslog(LOG_ERR, "session lock: %m");
+	close(fd);
+	return -1;
+}
+
+long userstate_login_delay(int dir, unsigned delay, time_t now)
+{
+	struct stat st;
+	int fd = state_file(dir, LAST_LOGIN, O_WRONLY);
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st)) {
+		syslog(LOG_ERR, "state file " LAST_LOGIN ": %m");
+		close(fd);
+		return -1;
+	}
+	/* A new file (size 0, never stamped) or a stamp in the future (the
+	 * clock was set back) does not hold the user off. */
+	if (st.st_size > 0 && st.st_mtime <= now &&
+	    now - st.st_mtime < (time_t)delay) {
+		close(fd);
+		return (long)(st.st_mtime + delay - now);
+	}
+	if (ftruncate(fd, 0) || write(fd, "\n", 1) != 1 ||
+	    futimens(fd, NULL)) {
+		syslog(LOG_ERR, "state file " LAST_LOGIN ": %m");
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}

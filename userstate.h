@@ -1,0 +1,29 @@
+/*
+ * The per-user state directory (-D) beyond the update journal: the session
+ * lock for one session per maildrop, and the last-login record for
+ * LOGIN-DELAY. Used as the user, after privileges are dropped.
+ */
+#ifndef POP3_USERSTATE_H
+#define POP3_USERSTATE_H
+
+#include <time.h>
+
+/* Opens the state directory path, making it (mode 700) if missing. It must
+ * be a directory owned by uid and writable by no one else. Returns its
+ * descriptor, or -1 with the reason logged. */
+int userstate_open(const char *path, uid_t uid);
+
+/* Takes the session lock: an open-file-description write lock on
+ * SESSION_LOCK in dir, held through the returned descriptor until it is
+ * closed or the process ends (so a dead session's lock is gone at once).
+ * Returns the descriptor, -2 when another session holds the lock, or -1
+ * with the reason logged. */
+int userstate_lock(int dir);
+
+/* LOGIN-DELAY: the seconds still to wait when the last login recorded in dir
+ * (LAST_LOGIN's mtime) was less than delay seconds before now; else 0, after
+ * recording now as the last login. Returns -1 with the reason logged when
+ * the record can't be read or written. */
+long userstate_login_delay(int dir, unsigned delay, time_t now);
+
+#endif
