@@ -387,16 +387,20 @@ static int scan_piece(struct scan *s, size_t *alloc, off_t off,
 }
 
 /*
- * Reads the whole file: messages into md->msg, the digest of every byte into
- * md->digest. Returns 0, or -1 with errno set (EINVAL: not an mbox).
+ * Reads the file from offset from (0, or the end of what the cache holds)
+ * to its end: new messages are appended to md->msg, the bytes read make a new
+ * segment (its end and XXH3) in md->seg, and md->length and md->separated
+ * are set. The caller leaves room for that segment. A scan
+ * that starts past 0 must find a From_ line there. Returns 0, or -1 with
+ * errno set (EINVAL: not an mbox, or not a From_ line at from).
  */
-static int scan(struct maildrop *md)
+static int scan(struct maildrop *md, off_t from)
 {
 	struct scan s;
-	XXH3_state_t *whole = XXH3_createState();
 	char *buf = malloc(MAILBOX_CHUNK);
-	size_t alloc = 0, have = 0, p = 0, linelen = 0;
-	off_t pos = 0;		/* file offset of buf[0] */
+	XXH3_state_t *whole = XXH3_createState();
+	size_t have = 0, p = 0, linelen = 0;
+	off_t pos = from;	/* file offset of buf[0] */
 	int eof = 0, midline = 0, lastcr = 0, ret = -1;
 	ssize_t n;
 
@@ -404,9 +408,8 @@ static int scan(struct maildrop *md)
 	s.md = md;
 	s.at_separator = 1;
 	s.body = XXH3_createState();
-	if (!whole || !buf || !s.body)
+	if (!buf || !s.body || !whole || XXH3_64bits_reset(whole) != XXH_OK)
 		goto out;
-	XXH3_64bits_reset(whole);
 	for (;;) {
 		char *nl = have > p ? memchr(buf + p, '\n', have - p) : NULL;
 
@@ -415,7 +418,7 @@ static int scan(struct maildrop *md)
 			int cr = len ? buf[p + len - 1] == '\r' : lastcr;
 
 			linelen += len;
-			if (scan_piece(&s, &alloc, pos + p, buf + p, len,
+			if (scan_piece(&s, &md->alloc, pos + p, buf + p, len,
 			    !midline, 1, linelen, cr))
 				goto out;
 			p += len + 1;
@@ -427,7 +430,7 @@ static int scan(struct maildrop *md)
 		if (eof) {
 			if (have > p || midline) {
 				linelen += have - p;
-				if (scan_piece(&s, &alloc, pos + p, buf + p,
+				if (scan_piece(&s, &md->alloc, pos + p, buf + p,
 				    have - p, !midline, 0, linelen, 0))
 					goto out;
 			}
@@ -441,8 +444,8 @@ static int scan(struct maildrop *md)
 		} else if (have == MAILBOX_CHUNK) {
 			/* a line longer than the buffer: take this piece */
 			linelen += have;
-			if (scan_piece(&s, &alloc, pos, buf, have, !midline, 0,
-			    (size_t)-1, 0))
+			if (scan_piece(&s, &md->alloc, pos, buf, have, !midline,
+			    0, (size_t)-1, 0))
 				goto out;
 			lastcr = buf[have - 1] == '\r';
 			midline = 1;
@@ -457,11 +460,14 @@ static int scan(struct maildrop *md)
 		eof = (size_t)n < MAILBOX_CHUNK - have;
 		have += n;
 	}
+	/* Where a From_ line appended later would start a message. */
+	md->separated = s.at_separator;
 	s.pending = 0;		/* an empty line at the end is a separator */
-	if (scan_finish(&s, &alloc))
+	if (scan_finish(&s, &md->alloc))
 		goto out;
 	md->length = pos + have;
-	md->digest = XXH3_64bits_digest(whole);
+	md->seg[md->segs].end = md->length;
+	md->seg[md->segs++].digest = XXH3_64bits_digest(whole);
 	ret = 0;
 out:
 	n = errno;
@@ -621,11 +627,282 @@ static int state_open(const char *dir, uid_t uid, int create)
 
 static int journal_recover(struct maildrop *md, char *buf, const char **err);
 
+/*
+ * The cache, "cache" in the state directory: the message table of the last
+ * scan, so that opening a mailbox that is unchanged, or has only had mail
+ * appended, reads the table and at most the new mail instead of the whole
+ * file. It is trusted only after cheap checks say the file still starts with
+ * what was scanned: same inode, not shorter, the same mtime if not longer,
+ * and the bytes at a sample of From_ lines and at the old end as they were.
+ * Any doubt means a full scan. Its checksum catches a damaged cache; one
+ * that the user forged could make this user's sessions list wrong sizes, but
+ * every offset in it is checked, so it cannot make us read outside the file.
+ */
+struct cache_header {
+	char magic[8];
+	uint32_t msg_size, segs, separated, unused;
+	uint64_t dev, ino;
+	int64_t length, mtime_sec, mtime_nsec;
+	struct segment seg[MAX_SEGMENTS];
+	uint64_t count, pool_len;
+	uint64_t tail;			/* XXH3 of the CACHE_TAIL bytes before length */
+	uint64_t samples[CACHE_SAMPLES];	/* XXH3 at sampled From_ lines */
+	uint64_t check;			/* XXH3 of what follows, seeded with the above */
+};
+
+static const char cache_magic[8] = "P3CACHE1";
+
+/* The message sampled as the kth of CACHE_SAMPLES. */
+static size_t sample_index(size_t count, int k)
+{
+	return count < 2 ? 0 : (size_t)k * (count - 1) / (CACHE_SAMPLES - 1);
+}
+
+/* XXH3 of up to len bytes of fd at off, but not past end. */
+static int probe(int fd, off_t off, size_t len, off_t end, char *buf,
+    uint64_t *h)
+{
+	ssize_t n;
+
+	if (off + (off_t)len > end)
+		len = end - off;
+	n = read_full(fd, buf, len, off);
+	if (n < 0 || (size_t)n != len)
+		return -1;
+	*h = XXH3_64bits(buf, len);
+	return 0;
+}
+
+/* The checks that tie a cache to the file: its tail and From_ samples. */
+static int cache_probes(struct maildrop *md, struct cache_header *c, char *buf)
+{
+	off_t tail = md->length > CACHE_TAIL ? md->length - CACHE_TAIL : 0;
+	int k;
+
+	if (probe(md->fd, tail, CACHE_TAIL, md->length, buf, &c->tail))
+		return -1;
+	for (k = 0; k < CACHE_SAMPLES; k++)
+		if (md->count && probe(md->fd, md->msg[sample_index(md->count,
+		    k)].from, CACHE_PROBE, md->length, buf, &c->samples[k]))
+			return -1;
+	return 0;
+}
+
+static uint64_t cache_check(const struct cache_header *c, const void *rest,
+    size_t len)
+{
+	return XXH3_64bits_withSeed(rest, len,
+	    XXH3_64bits(c, offsetof(struct cache_header, check)));
+}
+
+/* Whether a table read from a cache is one our scan could have made. */
+static int table_sane(const struct maildrop *md)
+{
+	size_t i, len;
+	off_t prev = 0;
+
+	if (md->pool_len && md->pool[md->pool_len - 1] != '\0')
+		return 0;
+	for (i = 0; i < md->count; i++) {
+		const struct message *m = &md->msg[i];
+
+		if (m->from < prev || m->data < m->from || m->end < m->data ||
+		    m->end > md->length || m->size < 0 ||
+		    (m->flags & ~(M_XUIDL | M_NOEOL | M_HIDDEN)) ||
+		    ((m->flags & M_HIDDEN) && i != 0))
+			return 0;
+		if (m->flags & M_XUIDL) {
+			if (m->dup >= md->pool_len)
+				return 0;
+			len = strlen(md->pool + m->dup);
+			if (!valid_uidl(md->pool + m->dup, len))
+				return 0;
+		}
+		prev = m->end;
+	}
+	return 1;
+}
+
+/*
+ * Loads the cache for the open file. Returns 1 when it covers the whole file,
+ * 0 when mail was appended after what it covers (md->length), -1 when it is
+ * missing or not to be trusted (md's table left empty).
+ */
+static int cache_load(struct maildrop *md, const struct stat *st, char *buf)
+{
+	struct cache_header c, now;
+	struct stat cs;
+	char *rest = NULL;
+	size_t len, msgs;
+	int fd;
+
+	if (md->state < 0)
+		return -1;
+	fd = openat(md->state, "cache", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &cs) || read_full(fd, (char *)&c, sizeof(c), 0) !=
+	    sizeof(c) || memcmp(c.magic, cache_magic, sizeof(c.magic)) ||
+	    c.msg_size != sizeof(struct message) ||
+	    c.segs < 1 || c.segs > MAX_SEGMENTS ||
+	    (c.length < st->st_size && c.segs == MAX_SEGMENTS) ||
+	    c.dev != (uint64_t)st->st_dev || c.ino != (uint64_t)st->st_ino ||
+	    c.length < 0 || c.length > st->st_size ||
+	    (c.length == st->st_size && (c.mtime_sec != st->st_mtim.tv_sec ||
+	    c.mtime_nsec != st->st_mtim.tv_nsec)) ||
+	    (c.length < st->st_size && !c.separated) ||
+	    c.count > SIZE_MAX / sizeof(struct message) / 2 ||
+	    c.pool_len > SIZE_MAX / 4)
+		goto fail;
+	msgs = c.count * sizeof(struct message);
+	len = msgs + c.pool_len;
+	if ((uint64_t)cs.st_size != sizeof(c) + len || !(rest = malloc(len)) ||
+	    read_full(fd, rest, len, sizeof(c)) != (ssize_t)len ||
+	    cache_check(&c, rest, len) != c.check)
+		goto fail;
+	md->alloc = c.count + 1024;
+	md->pool_size = c.pool_len;
+	if (!(md->msg = malloc(md->alloc * sizeof(struct message))) ||
+	    (c.pool_len && !(md->pool = malloc(c.pool_len))))
+		goto fail;
+	memcpy(md->msg, rest, msgs);
+	memcpy(md->pool, rest + msgs, c.pool_len);
+	md->count = c.count;
+	md->pool_len = c.pool_len;
+	md->length = c.length;
+	md->segs = c.segs;
+	memcpy(md->seg, c.seg, sizeof(c.seg));
+	md->separated = c.separated;
+	now = c;
+	if (!table_sane(md) || cache_probes(md, &now, buf) ||
+	    now.tail != c.tail || memcmp(now.samples, c.samples,
+	    sizeof(c.samples)))
+		goto fail;
+	free(rest);
+	close(fd);
+	return md->length == st->st_size ? 1 : 0;
+
+fail:
+	free(rest);
+	close(fd);
+	free(md->msg);
+	free(md->pool);
+	md->msg = NULL;
+	md->pool = NULL;
+	md->count = md->alloc = md->pool_len = md->pool_size = 0;
+	md->length = 0;
+	md->segs = 0;
+	return -1;
+}
+
+/* Writes the cache for the table just scanned; a failure costs only speed. */
+static void cache_write(struct maildrop *md, char *buf)
+{
+	struct cache_header c;
+	struct stat st;
+	XXH3_state_t *h = XXH3_createState();
+	char tmp[32];
+	size_t msgs = md->count * sizeof(struct message);
+	int fd = -1;
+
+	if (md->state < 0 && md->state_path)
+		md->state = state_open(md->state_path, md->uid, 1);
+	if (md->state < 0 || !h || fstat(md->fd, &st))
+		goto out;
+	memset(&c, 0, sizeof(c));
+	memcpy(c.magic, cache_magic, sizeof(c.magic));
+	c.msg_size = sizeof(struct message);
+	c.segs = md->segs;
+	memcpy(c.seg, md->seg, sizeof(c.seg));
+	c.separated = md->separated;
+	c.dev = st.st_dev;
+	c.ino = st.st_ino;
+	c.length = md->length;
+	c.mtime_sec = st.st_mtim.tv_sec;
+	c.mtime_nsec = st.st_mtim.tv_nsec;
+	c.count = md->count;
+	c.pool_len = md->pool_len;
+	if (st.st_size != md->length || cache_probes(md, &c, buf))
+		goto out;	/* it grew after we read it: next time */
+	XXH3_64bits_reset_withSeed(h, XXH3_64bits(&c,
+	    offsetof(struct cache_header, check)));
+	XXH3_64bits_update(h, md->msg, msgs);
+	XXH3_64bits_update(h, md->pool, md->pool_len);
+	c.check = XXH3_64bits_digest(h);
+	/* Two sessions writing at once make a cache that fails its check. */
+	snprintf(tmp, sizeof(tmp), "cache.new");
+	fd = openat(md->state, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
+	    O_CLOEXEC, 0600);
+	if (fd < 0 || write_full(fd, (char *)&c, sizeof(c), 0) ||
+	    write_full(fd, (char *)md->msg, msgs, sizeof(c)) ||
+	    write_full(fd, md->pool, md->pool_len, sizeof(c) + msgs) ||
+	    renameat(md->state, tmp, md->state, "cache")) {
+		syslog(LOG_INFO, "%s: cannot write the cache: %m", md->path);
+		unlinkat(md->state, tmp, 0);
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	XXH3_freeState(h);
+}
+
+/* Numbers the messages once the table is complete. */
+static int finish_table(struct maildrop *md)
+{
+	md->first = md->count && (md->msg[0].flags & M_HIDDEN);
+	md->visible = md->count - md->first;
+	return make_unique(md);
+}
+
+/*
+ * The message table: from the cache where it can be trusted, scanning only
+ * the mail appended since; else from a full scan. Returns 0 when the table
+ * is the cache's as it was, 1 when something was scanned (and the cache is
+ * worth writing), or -1 with errno set (EINVAL: not an mbox).
+ */
+static int read_table(struct maildrop *md, char *buf)
+{
+	struct stat st;
+	int r;
+
+	if (fstat(md->fd, &st))
+		return -1;
+	r = cache_load(md, &st, buf);
+	if (r == 1) {
+		md->first = md->count && (md->msg[0].flags & M_HIDDEN);
+		md->visible = md->count - md->first;
+		syslog(LOG_DEBUG, "%s: %zu messages from the cache, 0 bytes "
+		    "read", md->path, md->count);
+		return 0;
+	}
+	if (r == 0) {
+		off_t from = md->length;
+		size_t cached = md->count;
+
+		if (!scan(md, from)) {
+			syslog(LOG_DEBUG, "%s: %zu messages from the cache, "
+			    "%lld bytes read", md->path, cached,
+			    (long long)(md->length - from));
+			return finish_table(md) ? -1 : 1;
+		}
+		if (errno != EINVAL)
+			return -1;
+		syslog(LOG_INFO, "%s: mail after the cached part does not "
+		    "start with a From_ line; reading it all", md->path);
+		md->count = md->pool_len = 0;
+	}
+	md->segs = 0;
+	if (scan(md, 0) || finish_table(md))
+		return -1;
+	return 1;
+}
+
+
 int maildrop_open(struct maildrop *md, const char *path, const char *state,
     uid_t uid, const char **err)
 {
 	struct stat st;
-	int tries, fd;
+	int tries, fd, fresh;
 	char *buf;
 
 	memset(md, 0, sizeof(*md));
@@ -680,15 +957,15 @@ int maildrop_open(struct maildrop *md, const char *path, const char *state,
 		unlock(md);
 		goto fail;
 	}
-	free(buf);
-	if (scan(md) == 0) {
-		md->first = md->count && (md->msg[0].flags & M_HIDDEN);
-		md->visible = md->count - md->first;
-		if (make_unique(md) == 0) {
-			unlock(md);
-			return 0;
-		}
+	fresh = read_table(md, buf);
+	if (fresh >= 0) {
+		unlock(md);
+		if (fresh)
+			cache_write(md, buf);
+		free(buf);
+		return 0;
 	}
+	free(buf);
 	{
 		if (errno == EINVAL) {
 			syslog(LOG_ERR, "%s: refused: not an mbox (no From_ "
@@ -856,24 +1133,51 @@ static int copy_range(int sfd, off_t soff, int dfd, off_t doff, off_t len,
 }
 
 /*
- * Whether the first md->length bytes are still the ones that were read, the
- * file the one that was opened; *prefix gets the XXH3 of [0, start).
+ * Whether the first md->length bytes are still the ones that were read (each
+ * segment hashes as it did), the file the one that was opened; *prefix gets
+ * the XXH3 of [0, start), from the same single pass over the file.
  */
 static int unchanged(struct maildrop *md, char *buf, off_t start,
     uint64_t *prefix)
 {
-	XXH3_state_t *h = XXH3_createState();
+	XXH3_state_t *h = XXH3_createState(), *p = XXH3_createState();
 	struct stat st;
-	int same = 0;
+	off_t off = 0;
+	int i = 0, same = 0;
 
-	if (h && !fstat(md->fd, &st) && st.st_size >= md->length &&
-	    same_file(md->path, md->fd) && XXH3_64bits_reset(h) == XXH_OK &&
-	    !hash_range(md->fd, 0, start, buf, h)) {
-		*prefix = XXH3_64bits_digest(h);
-		same = !hash_range(md->fd, start, md->length, buf, h) &&
-		    XXH3_64bits_digest(h) == md->digest;
+	if (!h || !p || fstat(md->fd, &st) || st.st_size < md->length ||
+	    !same_file(md->path, md->fd) || XXH3_64bits_reset(h) != XXH_OK ||
+	    XXH3_64bits_reset(p) != XXH_OK || md->segs < 1)
+		goto out;
+	while (i < md->segs) {
+		off_t to = md->seg[i].end;
+		size_t want = to - off < MAILBOX_CHUNK ?
+		    (size_t)(to - off) : MAILBOX_CHUNK;
+		ssize_t n;
+
+		if (to < off || to > md->length)
+			goto out;
+		if (off == to) {	/* the end of a segment */
+			if (XXH3_64bits_digest(h) != md->seg[i].digest ||
+			    XXH3_64bits_reset(h) != XXH_OK)
+				goto out;
+			i++;
+			continue;
+		}
+		n = read_full(md->fd, buf, want, off);
+		if (n < 0 || (size_t)n != want)
+			goto out;
+		XXH3_64bits_update(h, buf, n);
+		if (off < start)
+			XXH3_64bits_update(p, buf, start - off < n ?
+			    (size_t)(start - off) : (size_t)n);
+		off += n;
 	}
+	*prefix = XXH3_64bits_digest(p);
+	same = off == md->length;
+out:
 	XXH3_freeState(h);
+	XXH3_freeState(p);
 	return same;
 }
 

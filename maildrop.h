@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "params.h"
+
 struct message {
 	off_t from;		/* the From_ line */
 	off_t data;		/* first header byte */
@@ -18,6 +20,12 @@ struct message {
 	uint32_t dup;		/* suffix ".n" (0: none); with M_XUIDL, the
 				 * pool offset of the X-UIDL value instead */
 	uint32_t flags;
+};
+
+/* A stretch of the file, [previous end, end), and the XXH3 of its bytes. */
+struct segment {
+	off_t end;
+	uint64_t digest;
 };
 
 #define M_DELETED	0x01	/* DELE'd in this session */
@@ -34,9 +42,12 @@ struct maildrop {
 	dev_t dev;
 	ino_t ino;
 	off_t length;		/* bytes read at open */
-	uint64_t digest;	/* XXH3 of those bytes */
+	struct segment seg[MAX_SEGMENTS];	/* XXH3 of those bytes, in */
+	int segs;		/* segments: one a scan (full or appended) */
 	struct message *msg;	/* every message, the hidden one included */
 	size_t count;		/* entries in msg */
+	size_t alloc;		/* room in msg */
+	int separated;		/* the file ends where a From_ line may follow */
 	size_t visible;		/* messages numbered in the session */
 	size_t first;		/* index of message 1: 0, or 1 after a hidden one */
 	char *pool;		/* X-UIDL values, NUL-terminated */

@@ -253,15 +253,15 @@ new_message() {
 
 # --- the state directory (-D) -------------------------------------------------
 
-@test "a session that deletes nothing does not make the state directory; one that deletes does, mode 700" {
+@test "the state directory is made mode 700 and holds only the cache between sessions" {
 	gen --count 4 --seed 17
 	pop3_session "USER alice" "PASS secret" STAT "RETR 1" QUIT
 	[ "$status" -eq 0 ]
-	[ ! -e "$T/state/alice" ]
+	[ "$(stat -c %a "$T/state/alice")" = 700 ]
+	[ "$(ls -A "$T/state/alice")" = cache ]
 	pop3_session "USER alice" "PASS secret" "DELE 1" QUIT
 	[ "$status" -eq 0 ]
-	[ "$(stat -c %a "$T/state/alice")" = 700 ]
-	[ -z "$(ls -A "$T/state/alice")" ]
+	[ "$(ls -A "$T/state/alice")" = cache ]
 }
 
 @test "a state directory others may write is refused: QUIT deletes nothing and says -ERR [SYS/TEMP]" {

@@ -1,0 +1,135 @@
+#!/usr/bin/env bats
+# The message-table cache in the state directory: trusted for an unchanged
+# mailbox, extended by a scan of only the mail appended since, and dropped
+# for a full scan at any doubt. Whatever the cache holds, a session must
+# answer exactly as one that scans the whole file (a state directory of its
+# own, with no cache in it).
+
+load helpers
+load drive
+
+setup() {
+	pop3_setup
+	GEN="$BATS_TEST_DIRNAME/gen-mbox.py"
+	python3 "$GEN" --count 30 --seed 81 > "$T/mail/alice"
+	chmod 600 "$T/mail/alice"
+	LISTING=("USER alice" "PASS secret" STAT LIST UIDL "RETR 1" "RETR 30" QUIT)
+}
+
+teardown() {
+	pop3_teardown
+}
+
+# The replies of a session that uses the cache, and of one that cannot.
+with_cache() {
+	pop3_session "${LISTING[@]}"
+	[ "$status" -eq 0 ]
+	cp "$T/out" "$T/cached.out"
+	cp "$T/err" "$T/cached.err"
+}
+without_cache() {
+	rm -rf "$T/nocache"
+	mkdir "$T/nocache"
+	[ "$(id -u)" != 0 ] || chown nobody:nogroup "$T/nocache"
+	pop3_session -D "$T/nocache/%u" -- "${LISTING[@]}"
+	[ "$status" -eq 0 ]
+	grep -q '0 messages from the cache\|read it all\|^' "$T/err"
+	cp "$T/out" "$T/scanned.out"
+}
+same_answers() {
+	with_cache
+	without_cache
+	cmp "$T/cached.out" "$T/scanned.out"
+}
+
+@test "the second session on an unchanged mailbox reads no byte of it: the table comes from the cache" {
+	pop3_session "${LISTING[@]}"
+	[ -f "$T/state/alice/cache" ]
+	! grep -q 'from the cache' "$T/err"
+	same_answers
+	grep -q '30 messages from the cache, 0 bytes read' "$T/cached.err"
+}
+
+@test "mail appended since is the only part read, and the old messages keep their UIDL" {
+	with_cache
+	old_uidl=$(sed -n '/^+OK Unique-ID/,/^\.\r$/p' "$T/cached.out" | head -n 31)
+	printf 'From zed@example.org Tue Jan  2 00:00:00 2024\nSubject: new\n\nnew mail\n\n' > "$T/new"
+	locked_append "$T/mail/alice" < "$T/new"
+	LISTING=("USER alice" "PASS secret" STAT LIST UIDL "RETR 31" QUIT)
+	same_answers
+	grep -q "30 messages from the cache, $(stat -c %s "$T/new") bytes read" "$T/cached.err"
+	[ "$(sed -n '/^+OK Unique-ID/,/^\.\r$/p' "$T/cached.out" | head -n 31)" = "$old_uidl" ]
+	grep -q $'^+OK 31 ' "$T/cached.out"
+	# and the next session has the new message in the cache too
+	with_cache
+	grep -q '31 messages from the cache, 0 bytes read' "$T/cached.err"
+}
+
+@test "a mailbox edited in place (same size, new mtime) is read in full" {
+	with_cache
+	sed -i '0,/^Subject: /s//Subject: X/' "$T/mail/alice"
+	truncate -s -1 "$T/mail/alice"	# same size as before the X
+	same_answers
+	! grep -q 'from the cache' "$T/cached.err"
+}
+
+@test "a mailbox that grew by an edit in the middle is read in full" {
+	with_cache
+	python3 - "$T/mail/alice" <<-'PY'
+	import sys
+	p = sys.argv[1]
+	b = open(p, 'rb').read()
+	i = b.index(b'\nSubject: ', len(b) // 2)
+	open(p, 'r+b').write(b[:i] + b'\nStatus: RO' + b[i:])
+	PY
+	same_answers
+	! grep -q 'from the cache' "$T/cached.err"
+}
+
+@test "mail appended without a From_ line after an empty line makes a full read" {
+	with_cache
+	printf 'not a From_ line\n' >> "$T/mail/alice"
+	same_answers
+	grep -q 'does not start with a From_ line' "$T/cached.err"
+}
+
+@test "a damaged cache is not used: a flipped byte, a truncation, garbage" {
+	with_cache
+	c="$T/state/alice/cache"
+	cp "$c" "$T/cache.good"
+	printf '\x01' | dd of="$c" bs=1 seek=300 conv=notrunc status=none
+	same_answers
+	! grep -q 'from the cache' "$T/cached.err"
+	head -c 500 "$T/cache.good" > "$c"
+	same_answers
+	! grep -q 'from the cache' "$T/cached.err"
+	head -c 100000 /dev/urandom > "$c"
+	same_answers
+	! grep -q 'from the cache' "$T/cached.err"
+}
+
+@test "a cache of another file is not used: the mailbox replaced by a copy" {
+	with_cache
+	cp "$T/mail/alice" "$T/mail/alice.new"
+	mv "$T/mail/alice.new" "$T/mail/alice"
+	same_answers
+	! grep -q 'from the cache' "$T/cached.err"
+}
+
+@test "after a QUIT that deletes, the next session reads the whole (shorter) mailbox and answers right" {
+	with_cache
+	pop3_session "USER alice" "PASS secret" "DELE 3" QUIT
+	[ "$status" -eq 0 ]
+	LISTING=("USER alice" "PASS secret" STAT LIST UIDL "RETR 1" "RETR 29" QUIT)
+	same_answers
+}
+
+@test "a symlink named cache in the state directory is not followed" {
+	with_cache
+	rm "$T/state/alice/cache"
+	ln -s "$T/passdb" "$T/state/alice/cache"
+	same_answers
+	! grep -q 'from the cache' "$T/cached.err"
+	[ -L "$T/state/alice/cache" ] || [ -f "$T/state/alice/cache" ]
+	grep -q '^alice:secret' "$T/passdb"
+}
