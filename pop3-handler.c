@@ -43,6 +43,8 @@ static long login_delay = -1;		/* -l: LOGIN-DELAY seconds */
 static long expire = -1;		/* -e: EXPIRE days; 0 deletes RETR'd */
 static int no_top;			/* -T */
 static int one_session;			/* -1: [IN-USE] for a second one */
+static int no_nuls;			/* -W outlook-no-nuls */
+static int add_eoh;			/* -W oe-ns-eoh */
 
 /* In the pre-auth child: the channel to the root parent; else -1. */
 static int channel = -1;
@@ -82,6 +84,8 @@ struct session {
 	struct maildrop md;
 	struct counter top, retr, del;
 	unsigned char *retrieved;	/* EXPIRE 0: by message index */
+	unsigned char *noeoh;		/* oe-ns-eoh: no blank line after
+					 * the headers, by message index */
 	int lock;			/* the session lock (-1), or -1 */
 	const char *peer;
 };
@@ -295,6 +299,15 @@ static struct message *message_arg(struct session *s, const char *arg,
 	return m;
 }
 
+/*
+ * What RETR sends of m before dot-stuffing: its wire size, and 2 more when
+ * the oe-ns-eoh workaround adds the missing blank line after the headers.
+ */
+static long long msg_size(const struct session *s, const struct message *m)
+{
+	return m->size + (s->noeoh && s->noeoh[m - s->md.msg] ? 2 : 0);
+}
+
 /* The count and octets of the messages not marked deleted. */
 static void totals(struct session *s, unsigned long *count,
     unsigned long long *octets)
@@ -307,7 +320,7 @@ static void totals(struct session *s, unsigned long *count,
 		struct message *m = maildrop_get(&s->md, i);
 		if (!(m->flags & M_DELETED)) {
 			++*count;
-			*octets += m->size;
+			*octets += msg_size(s, m);
 		}
 	}
 }
@@ -373,6 +386,60 @@ static int template_ok(const char *tmpl)
 				return 0;
 		}
 	return 1;
+}
+
+/* Watches a message's head for an empty line (CRLF at the start, or CRLF
+ * CRLF), and stops the send once it has seen one. */
+struct eoh_watch {
+	char last[2];
+	unsigned long long seen;
+	int found;
+};
+
+static int eoh_writer(void *ctx, const char *buf, size_t len)
+{
+	struct eoh_watch *w = ctx;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		if (buf[i] == '\n' && w->last[1] == '\r' &&
+		    (w->seen == 1 || w->last[0] == '\n')) {
+			w->found = 1;
+			return -1;	/* enough: stop reading */
+		}
+		w->last[0] = w->last[1];
+		w->last[1] = buf[i];
+		w->seen++;
+	}
+	return 0;
+}
+
+/*
+ * The oe-ns-eoh workaround needs to know, before LIST, which messages have
+ * no blank line after their headers: it reads each message's head the way
+ * TOP n 0 sends it (headers only, or the whole message when there is no
+ * blank line) until it sees an empty line. maildrop.c's scanner could note
+ * this for free (a flag M_NOBODY); until it does, this costs one read of
+ * the headers per message, and only with -W oe-ns-eoh. Returns 0 or -1.
+ */
+static int find_noeoh(struct session *s)
+{
+	unsigned long i;
+
+	if (!s->md.count)
+		return 0;
+	if (!(s->noeoh = calloc(s->md.count, 1)))
+		return -1;
+	for (i = 1; i <= s->md.visible; i++) {
+		struct message *m = maildrop_get(&s->md, i);
+		struct eoh_watch w;
+
+		memset(&w, 0, sizeof(w));
+		if (maildrop_send(&s->md, m, 0, eoh_writer, &w) && !w.found)
+			return -1;	/* a read error, logged */
+		s->noeoh[m - s->md.msg] = !w.found;
+	}
+	return 0;
 }
 
 /*
@@ -442,6 +509,8 @@ static enum result login(struct session *s, const char *method)
 		    printable(s->who.name, name, sizeof(name)), s->peer, err);
 		return reply(s, P_CLOSE, "%s", err);
 	}
+	if (add_eoh && find_noeoh(s))
+		return reply(s, P_CLOSE, "[SYS/TEMP] Cannot read the maildrop");
 	if (expire == 0 && s->md.count &&
 	    !(s->retrieved = calloc(s->md.count, 1))) {
 		syslog(LOG_ERR, "out of memory");
@@ -932,7 +1001,7 @@ static void expire_retrieved(struct session *s)
 		if (s->retrieved[i] && !(s->md.msg[i].flags & M_DELETED)) {
 			s->md.msg[i].flags |= M_DELETED;
 			s->del.count++;
-			s->del.octets += s->md.msg[i].size;
+			s->del.octets += msg_size(s, &s->md.msg[i]);
 		}
 }
 
@@ -982,7 +1051,7 @@ static int body_scan_listing(struct session *s, int uidl)
 			snprintf(line, sizeof(line), "%lu %s\r\n", i, uid);
 		} else
 			snprintf(line, sizeof(line), "%lu %lld\r\n", i,
-			    (long long)m->size);
+			    msg_size(s, m));
 		if (out_str(line))
 			return -1;
 	}
@@ -1008,7 +1077,7 @@ static enum result cmd_list(struct session *s, char *arg)
 	if (arg) {
 		if (!(m = message_arg(s, arg, &n)))
 			return P_ERR;
-		return reply(s, P_OK, "%lu %lld", n, (long long)m->size);
+		return reply(s, P_OK, "%lu %lld", n, msg_size(s, m));
 	}
 	totals(s, &count, &octets);
 	s->body = body_list;
@@ -1032,10 +1101,39 @@ static enum result cmd_uidl(struct session *s, char *arg)
 	return reply(s, P_OK, "Unique-ID listing follows");
 }
 
+/*
+ * The outlook-no-nuls workaround: Outlook stops at a NUL, so each goes out
+ * as 0x80, which keeps every size as it was.
+ */
+static int out_no_nuls(void *ctx, const char *buf, size_t len)
+{
+	char tmp[4096];
+
+	while (len) {
+		size_t n = len < sizeof(tmp) ? len : sizeof(tmp), i;
+
+		memcpy(tmp, buf, n);
+		for (i = 0; i < n; i++)
+			if (!tmp[i])
+				tmp[i] = (char)0x80;
+		if (out(ctx, tmp, n))
+			return -1;
+		buf += n;
+		len -= n;
+	}
+	return 0;
+}
+
 static int body_message(struct session *s)
 {
 	unsigned long long before = out_total;
-	int r = maildrop_send(&s->md, s->msg, s->lines, out, NULL);
+	int r = maildrop_send(&s->md, s->msg, s->lines,
+	    no_nuls ? out_no_nuls : out, NULL);
+
+	/* oe-ns-eoh: every line was a header (TOP sent them all too), so the
+	 * blank line that ends the headers comes last. */
+	if (!r && s->noeoh && s->noeoh[s->msg - s->md.msg])
+		r = out_str("\r\n");
 
 	if (s->lines >= 0)
 		s->top.octets += out_total - before;
@@ -1053,8 +1151,8 @@ static enum result cmd_retr(struct session *s, char *arg)
 	if (s->retrieved)
 		s->retrieved[s->msg - s->md.msg] = 1;
 	s->retr.count++;
-	s->retr.octets += s->msg->size;
-	return reply(s, P_OK, "%lld octets", (long long)s->msg->size);
+	s->retr.octets += msg_size(s, s->msg);
+	return reply(s, P_OK, "%lld octets", msg_size(s, s->msg));
 }
 
 static enum result cmd_top(struct session *s, char *arg)
@@ -1085,7 +1183,7 @@ static enum result cmd_dele(struct session *s, char *arg)
 		return P_ERR;
 	m->flags |= M_DELETED;
 	s->del.count++;
-	s->del.octets += m->size;
+	s->del.octets += msg_size(s, m);
 	return reply(s, P_OK, "Message %lu deleted", n);
 }
 
@@ -1227,11 +1325,27 @@ static void make_timestamp(char *buf, size_t size)
 	    "@%s>", (long)getpid(), (long long)time(NULL), r, host);
 }
 
+/* -W: a comma-separated list of Dovecot's pop3_workarounds names. */
+static int workarounds(char *list)
+{
+	char *w, *p;
+
+	for (w = strtok_r(list, ",", &p); w; w = strtok_r(NULL, ",", &p))
+		if (!strcmp(w, "outlook-no-nuls"))
+			no_nuls = 1;
+		else if (!strcmp(w, "oe-ns-eoh"))
+			add_eoh = 1;
+		else
+			return -1;
+	return 0;
+}
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: " POP3_NAME " [-1dAPSTV] [-s service] "
 	    "[-m mailbox-template] [-D state-template] [-a apop-secrets] "
-	    "[-t timeout] [-l login-delay] [-e expire-days]\n");
+	    "[-t timeout] [-l login-delay] [-e expire-days] "
+	    "[-W workaround,...]\n");
 	exit(2);
 }
 
@@ -1364,7 +1478,7 @@ int main(int argc, char **argv)
 	unsigned long long v;
 	char name[MAX_USER + 1];
 
-	while ((c = getopt(argc, argv, "1a:AdD:e:l:s:m:Pt:STV")) != -1)
+	while ((c = getopt(argc, argv, "1a:AdD:e:l:s:m:Pt:STVW:")) != -1)
 		switch (c) {
 		case 'a':
 			apop_file = optarg;
@@ -1387,6 +1501,10 @@ int main(int argc, char **argv)
 			break;
 		case 'T':
 			no_top = 1;
+			break;
+		case 'W':
+			if (workarounds(optarg))
+				usage();
 			break;
 		case 'd':
 			logopt |= LOG_PERROR;
@@ -1457,6 +1575,7 @@ int main(int argc, char **argv)
 		maildrop_close(&s.md);
 	}
 	free(s.retrieved);
+	free(s.noeoh);
 	if (s.lock >= 0)
 		close(s.lock);
 	return status;
