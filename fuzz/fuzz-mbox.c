@@ -1,0 +1,483 @@
+/*
+ * libFuzzer harness for the mbox parser and the send path (maildrop.c).
+ *
+ * The input is a mailbox file. It is written to a memfd, scanned with the real
+ * scan() and make_unique(), and then checked against the README's "Mailbox"
+ * rules by an independent, in-memory reference parser:
+ *
+ *   - the message table (From_, data and end offsets, wire size, no-EOL flag)
+ *     is exactly the reference's, and the offsets are ordered and in the file;
+ *   - "not an mbox" (EINVAL) exactly when the reference says so;
+ *   - RETR (maildrop_send, lines -1) writes exactly the reference wire form,
+ *     every line starting with '.' is stuffed, and once unstuffed it is
+ *     exactly LIST's size;
+ *   - TOP with 0, 1, 2, 3 and many lines writes the reference TOP, which is a
+ *     prefix of the RETR output ending at a line end;
+ *   - every unique-id is 1 to 70 characters in 0x21-0x7E, all are distinct;
+ *   - the file digest and length are those of the input;
+ *   - where maildrop.c can continue a table (the message-table cache), a
+ *     scan continued from a message boundary gives the full scan's table.
+ *
+ * Any violation abort()s, which libFuzzer reports as a crash.
+ *
+ * Built twice by fuzz/Makefile: fuzz-mbox with the real 1 MiB MAILBOX_CHUNK,
+ * and fuzz-mbox-chunk8 with FUZZ_CHUNK=8, so that small inputs reach the
+ * paths for lines longer than the scan buffer and for a CR at the end of a
+ * send chunk. With a tiny chunk only the first piece of a long header line is
+ * looked at (X-UIDL, Subject), which is why unique-ids and the hidden flag are
+ * checked for validity only, never against the reference.
+ */
+#include "quiet.h"
+#include "../params.h"
+#ifdef FUZZ_CHUNK
+#undef MAILBOX_CHUNK
+#define MAILBOX_CHUNK FUZZ_CHUNK
+#endif
+
+/*
+ * scan() mallocs a MAILBOX_CHUNK buffer on every call, and a fresh 1 MiB
+ * mapping per execution costs more than the rest of the harness. That one
+ * block is kept between executions instead, and poisoned while it is "free",
+ * so a use after free is still caught; every other allocation is the real one.
+ */
+#include <sanitizer/asan_interface.h>
+#include <string.h>
+#include <stdlib.h>
+
+static void *chunk_block;
+static int chunk_busy;
+
+static void *fuzz_malloc(size_t n)
+{
+	if (n != MAILBOX_CHUNK || chunk_busy)
+		return malloc(n);
+	if (!chunk_block && !(chunk_block = malloc(n)))
+		return NULL;
+	chunk_busy = 1;
+	ASAN_UNPOISON_MEMORY_REGION(chunk_block, n);
+	memset(chunk_block, 0xbe, n < 4096 ? n : 4096);
+	return chunk_block;
+}
+
+static void fuzz_free(void *p)
+{
+	if (p && p == chunk_block) {
+		chunk_busy = 0;
+		ASAN_POISON_MEMORY_REGION(chunk_block, MAILBOX_CHUNK);
+		return;
+	}
+	free(p);
+}
+
+#define malloc fuzz_malloc
+#define free fuzz_free
+#include "../maildrop.c"
+#undef malloc
+#undef free
+
+#include <stdint.h>
+#include <sys/mman.h>
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define CHECK(cond) do { if (!(cond)) fail(#cond, __LINE__); } while (0)
+
+/*
+ * The harness's own checking code is left out of coverage: libFuzzer's
+ * comparison tracing there cost more than half of each run and guides
+ * nothing (ASan still checks it).
+ */
+#define NOCOV __attribute__((no_sanitize("coverage")))
+
+static void fail(const char *what, int line)
+{
+	fprintf(stderr, "fuzz-mbox: invariant violated at line %d: %s\n",
+	    line, what);
+	abort();
+}
+
+static int memfd = -1;
+
+/* A growing byte buffer that maildrop_send writes into. */
+struct buf {
+	char *p;
+	size_t len, cap;
+};
+
+NOCOV static void buf_add(struct buf *b, const char *s, size_t n)
+{
+	if (n == 0)
+		return;
+	if (b->len + n > b->cap) {
+		size_t c = b->cap ? b->cap : 256;
+
+		while (c < b->len + n)
+			c *= 2;
+		b->p = realloc(b->p, c);
+		CHECK(b->p != NULL);
+		b->cap = c;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+}
+
+NOCOV static int collect(void *ctx, const char *s, size_t n)
+{
+	CHECK(n > 0);
+	buf_add(ctx, s, n);
+	return 0;
+}
+
+/* The reference parser's view of one line and one message. */
+struct rline {
+	size_t start, len;	/* len without the LF */
+	int lf;
+};
+
+struct rmsg {
+	size_t from, data, end, size;
+	size_t first, nlines;	/* content lines */
+	int noeol;
+};
+
+NOCOV static int line_empty(const uint8_t *d, const struct rline *l)
+{
+	return l->lf && (l->len == 0 || (l->len == 1 && d[l->start] == '\r'));
+}
+
+/* The line's bytes on the wire, before stuffing: one CR before the LF dropped. */
+NOCOV static size_t line_text(const uint8_t *d, const struct rline *l)
+{
+	return l->len - (l->lf && l->len && d[l->start + l->len - 1] == '\r');
+}
+
+/*
+ * README "Mailbox": a message starts at a "From " line at the start of the
+ * file or after an empty line; that line is not part of it, and neither is
+ * the empty line before the next From_ line or at the end of the file.
+ * Returns the number of messages, or -1 for "not an mbox".
+ */
+NOCOV static long reference(const uint8_t *d, size_t size, struct rline **linesp,
+    struct rmsg **msgsp)
+{
+	struct rline *lines = NULL;
+	struct rmsg *msgs = NULL;
+	size_t nl = 0, i, pos = 0, nm = 0;
+
+	lines = malloc((size + 1) * sizeof(*lines));
+	CHECK(lines != NULL);
+	while (pos < size) {
+		const uint8_t *e = memchr(d + pos, '\n', size - pos);
+
+		lines[nl].start = pos;
+		lines[nl].len = (e ? (size_t)(e - d) : size) - pos;
+		lines[nl].lf = e != NULL;
+		pos += lines[nl].len + lines[nl].lf;
+		nl++;
+	}
+	msgs = malloc((nl + 1) * sizeof(*msgs));
+	CHECK(msgs != NULL);
+	for (i = 0; i < nl; i++) {
+		int starts = lines[i].len >= 5 &&
+		    !memcmp(d + lines[i].start, "From ", 5) &&
+		    (i == 0 || line_empty(d, &lines[i - 1]));
+
+		if (i == 0 && !starts) {
+			free(lines);
+			free(msgs);
+			return -1;
+		}
+		if (!starts)
+			continue;
+		if (nm) {	/* the previous one ends before the separator */
+			msgs[nm - 1].nlines = i - 1 - msgs[nm - 1].first;
+		}
+		msgs[nm].from = lines[i].start;
+		msgs[nm].data = lines[i].start + lines[i].len + lines[i].lf;
+		msgs[nm].first = i + 1;
+		nm++;
+	}
+	if (nm) {
+		struct rmsg *m = &msgs[nm - 1];
+
+		m->nlines = nl - m->first;
+		if (m->nlines && line_empty(d, &lines[nl - 1]))
+			m->nlines--;
+	}
+	for (i = 0; i < nm; i++) {
+		struct rmsg *m = &msgs[i];
+		size_t j;
+
+		m->size = 0;
+		m->noeol = 0;
+		m->end = m->data;
+		for (j = m->first; j < m->first + m->nlines; j++) {
+			m->size += line_text(d, &lines[j]) + 2;
+			m->end = lines[j].start + lines[j].len + lines[j].lf;
+			m->noeol = !lines[j].lf;
+		}
+	}
+	*linesp = lines;
+	*msgsp = msgs;
+	return nm;
+}
+
+/* The reference wire form of a message's first n content lines, stuffed. */
+NOCOV static void reference_wire(const uint8_t *d, const struct rline *lines,
+    const struct rmsg *m, size_t n, struct buf *b)
+{
+	size_t j;
+
+	for (j = m->first; j < m->first + n; j++) {
+		if (lines[j].len && d[lines[j].start] == '.')
+			buf_add(b, ".", 1);
+		buf_add(b, (const char *)d + lines[j].start,
+		    line_text(d, &lines[j]));
+		buf_add(b, "\r\n", 2);
+	}
+}
+
+/* Content lines TOP sends: the headers through the blank line, then lines. */
+NOCOV static size_t reference_top(const uint8_t *d, const struct rline *lines,
+    const struct rmsg *m, long long body)
+{
+	size_t j, h = m->nlines;
+
+	for (j = 0; j < m->nlines; j++)
+		if (lines[m->first + j].lf &&
+		    line_text(d, &lines[m->first + j]) == 0) {
+			h = j + 1;
+			break;
+		}
+	if (h == m->nlines)
+		return h;
+	return (size_t)body < m->nlines - h ? h + body : m->nlines;
+}
+
+/* Removes dot-stuffing; aborts on a line that starts with a lone '.'. */
+NOCOV static size_t unstuffed_length(const struct buf *b)
+{
+	size_t i = 0, n = 0;
+	int bol = 1;
+
+	while (i < b->len) {
+		if (bol && b->p[i] == '.') {
+			CHECK(i + 1 < b->len && b->p[i + 1] == '.');
+			i++;
+		}
+		bol = 0;
+		if (b->p[i] == '\r' && i + 1 < b->len && b->p[i + 1] == '\n') {
+			i += 2;
+			n += 2;
+			bol = 1;
+		} else {
+			i++;
+			n++;
+		}
+	}
+	CHECK(b->len == 0 || (b->len >= 2 && b->p[b->len - 2] == '\r' &&
+	    b->p[b->len - 1] == '\n'));
+	return n;
+}
+
+/* Whether a and b hold the same bytes (either may still be unallocated). */
+NOCOV static int same(const struct buf *a, const struct buf *b)
+{
+	return a->len == b->len && (a->len == 0 || !memcmp(a->p, b->p, a->len));
+}
+
+NOCOV static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+#ifdef MAX_SEGMENTS
+/* scan(md, from): a table read from the cache is continued by a scan. */
+#define SCAN(md) scan(md, 0)
+#define DIGEST_OK(md, d, n) ((md)->segs == 1 && \
+    (md)->seg[0].end == (off_t)(n) && (md)->seg[0].digest == XXH3_64bits(d, n))
+
+/*
+ * A table continued from message k on (as from a cache that holds messages
+ * before k, the mail after it appended since) must be the table of a full
+ * scan: the same messages, offsets, sizes, flags and hashes, and the new
+ * segment's digest the XXH3 of the bytes from there.
+ */
+static void check_continued(const struct maildrop *full, const uint8_t *data,
+    size_t size, size_t k)
+{
+	struct maildrop md;
+	off_t from = full->msg[k].from;
+	size_t i;
+
+	memset(&md, 0, sizeof(md));
+	md.fd = memfd;
+	md.path = (char *)"fuzz-mbox";
+	md.alloc = k;
+	md.msg = malloc(k * sizeof(*md.msg));
+	CHECK(md.msg != NULL);
+	memcpy(md.msg, full->msg, k * sizeof(*md.msg));
+	md.count = k;
+	if (full->pool_len) {
+		md.pool = malloc(full->pool_len);
+		CHECK(md.pool != NULL);
+		memcpy(md.pool, full->pool, full->pool_len);
+		md.pool_len = md.pool_size = full->pool_len;
+	}
+	md.segs = 1;
+	md.seg[0].end = from;
+	md.seg[0].digest = XXH3_64bits(data, from);
+	md.length = from;
+	md.separated = 1;
+	CHECK(scan(&md, from) == 0);
+	CHECK(md.count == full->count);
+	CHECK(md.length == full->length && md.separated == full->separated);
+	CHECK(md.segs == 2 && md.seg[1].end == (off_t)size &&
+	    md.seg[1].digest == XXH3_64bits(data + from, size - from));
+	for (i = 0; i < md.count; i++) {
+		const struct message *a = &md.msg[i], *b = &full->msg[i];
+
+		CHECK(a->from == b->from && a->data == b->data &&
+		    a->end == b->end && a->size == b->size &&
+		    a->flags == b->flags && !memcmp(a->uid, b->uid, 16));
+		if (a->flags & M_XUIDL)
+			CHECK(!strcmp(md.pool + a->dup, full->pool + b->dup));
+		else
+			CHECK(a->dup == b->dup);
+	}
+	free(md.msg);
+	free(md.pool);
+}
+#else
+#define SCAN(md) scan(md)
+#define DIGEST_OK(md, d, n) ((md)->digest == XXH3_64bits(d, n))
+#endif
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	memfd = memfd_create("fuzz-mbox", MFD_CLOEXEC);
+	if (memfd < 0) {
+		perror("memfd_create");
+		exit(1);
+	}
+	return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const long long tops[] = { 0, 1, 2, 3, 1000000 };
+	struct maildrop md;
+	struct rline *lines = NULL;
+	struct rmsg *ref = NULL;
+	struct buf retr = { 0 }, top = { 0 }, want = { 0 };
+	char **uids;
+	long nref;
+	size_t i, k;
+	int r;
+
+	CHECK(ftruncate(memfd, 0) == 0);
+	CHECK(pwrite(memfd, data, size, 0) == (ssize_t)size);
+
+	memset(&md, 0, sizeof(md));
+	md.fd = memfd;
+	md.path = (char *)"fuzz-mbox";
+	nref = reference(data, size, &lines, &ref);
+	errno = 0;
+	r = SCAN(&md);
+	if (r) {
+		CHECK(errno == EINVAL);
+		CHECK(nref < 0);
+		free(md.msg);
+		free(md.pool);
+		return 0;
+	}
+	CHECK(nref >= 0);
+	CHECK(md.count == (size_t)nref);
+	CHECK(md.length == (off_t)size);
+	CHECK(DIGEST_OK(&md, data, size));
+#ifdef MAX_SEGMENTS
+	if (md.count >= 2)
+		check_continued(&md, data, size,
+		    1 + data[size - 1] % (md.count - 1));
+#endif
+
+	md.first = md.count && (md.msg[0].flags & M_HIDDEN);
+	md.visible = md.count - md.first;
+	CHECK(make_unique(&md) == 0);
+
+	for (i = 0; i < md.count; i++) {
+		struct message *m = &md.msg[i];
+		struct rmsg *rm = &ref[i];
+
+		CHECK((m->flags & ~(M_XUIDL | M_NOEOL | M_HIDDEN)) == 0);
+		CHECK(i == 0 || !(m->flags & M_HIDDEN));
+		CHECK(0 <= m->from && m->from < m->data + 1 && m->data <= m->end &&
+		    m->end <= (off_t)size);
+		CHECK(i == 0 || m->from >= md.msg[i - 1].end);
+		CHECK(m->from == (off_t)rm->from);
+		CHECK(m->data == (off_t)rm->data);
+		CHECK(m->end == (off_t)rm->end);
+		CHECK(m->size == (off_t)rm->size);
+		CHECK(!!(m->flags & M_NOEOL) == rm->noeol);
+
+		retr.len = 0;
+		CHECK(maildrop_send(&md, m, -1, collect, &retr) == 0);
+		want.len = 0;
+		reference_wire(data, lines, rm, rm->nlines, &want);
+		CHECK(same(&retr, &want));
+		CHECK(unstuffed_length(&retr) == (size_t)m->size);
+
+		for (k = 0; k < sizeof(tops) / sizeof(tops[0]); k++) {
+			top.len = 0;
+			CHECK(maildrop_send(&md, m, tops[k], collect, &top) == 0);
+			CHECK(top.len <= retr.len && (top.len == 0 ||
+			    !memcmp(top.p, retr.p, top.len)));
+			CHECK(top.len == 0 || (top.len >= 2 &&
+			    top.p[top.len - 2] == '\r' &&
+			    top.p[top.len - 1] == '\n'));
+			want.len = 0;
+			reference_wire(data, lines, rm,
+			    reference_top(data, lines, rm, tops[k]), &want);
+			CHECK(same(&top, &want));
+		}
+	}
+
+	uids = calloc(md.visible + 1, sizeof(*uids));
+	CHECK(uids != NULL);
+	for (i = 1; i <= md.visible; i++) {
+		struct message *m = maildrop_get(&md, i);
+		char *u = malloc(MAX_UIDL + 2);
+		size_t len;
+
+		CHECK(m != NULL && u != NULL);
+		memset(u, 0x55, MAX_UIDL + 2);
+		maildrop_uidl(&md, m, u);
+		CHECK(u[MAX_UIDL + 1] == 0x55);	/* wrote no more than allowed */
+		len = strlen(u);
+		CHECK(len >= 1 && len <= MAX_UIDL);
+		for (k = 0; k < len; k++)
+			CHECK((unsigned char)u[k] >= 0x21 &&
+			    (unsigned char)u[k] <= 0x7e);
+		uids[i - 1] = u;
+	}
+	CHECK(maildrop_get(&md, 0) == NULL);
+	CHECK(maildrop_get(&md, md.visible + 1) == NULL);
+	qsort(uids, md.visible, sizeof(*uids), cmp_str);
+	for (i = 1; i < md.visible; i++)
+		CHECK(strcmp(uids[i - 1], uids[i]) != 0);
+	for (i = 0; i < md.visible; i++)
+		free(uids[i]);
+	free(uids);
+
+	free(retr.p);
+	free(top.p);
+	free(want.p);
+	free(lines);
+	free(ref);
+	free(md.msg);
+	free(md.pool);
+	return 0;
+}
