@@ -7,11 +7,18 @@ LDLIBS = -lpam -llockfile -lmd -lxxhash -lnettle -lidn
 PREFIX = /usr/local
 SBINDIR = $(PREFIX)/sbin
 MAN8DIR = $(PREFIX)/share/man/man8
+# The deployment files are examples, not live configuration: installed here,
+# they enable nothing; the admin copies them to /etc (README, "Deploying").
+DOCDIR = $(PREFIX)/share/doc/pop3-handler
+EXAMPLESDIR = $(DOCDIR)/examples
+EXAMPLES = pam.d/pop3 xinetd.d/pop3 systemd/pop3.socket systemd/pop3@.service \
+	stunnel/pop3s.conf stunnel/pop3-stls.conf
 DESTDIR =
 BATS ?= bats
 
 PROG = pop3-handler
-OBJS = pop3-handler.o auth.o maildrop.o privsep.o sasl.o userstate.o
+OBJS = pop3-handler.o auth.o maildrop.o privsep.o sasl.o userstate.o \
+    proxy.o
 
 all: $(PROG)
 
@@ -19,12 +26,13 @@ $(PROG): $(OBJS)
 	$(CC) $(LDFLAGS) -o $@ $(OBJS) $(LDLIBS)
 
 pop3-handler.o: pop3-handler.c params.h auth.h maildrop.h privsep.h sasl.h \
-    userstate.h
+    userstate.h proxy.h
 auth.o: auth.c params.h auth.h
 maildrop.o: maildrop.c params.h maildrop.h
 privsep.o: privsep.c params.h privsep.h
 sasl.o: sasl.c sasl.h
 userstate.o: userstate.c params.h userstate.h
+proxy.o: proxy.c params.h proxy.h
 
 check: $(PROG)
 	BATS=$(BATS) sh tests/run
@@ -33,9 +41,17 @@ install: $(PROG)
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MAN8DIR)
 	install -m 755 $(PROG) $(DESTDIR)$(SBINDIR)/$(PROG)
 	install -m 644 $(PROG).8 $(DESTDIR)$(MAN8DIR)/$(PROG).8
+	for f in $(EXAMPLES); do \
+		install -d $(DESTDIR)$(EXAMPLESDIR)/$${f%/*} && \
+		install -m 644 $$f $(DESTDIR)$(EXAMPLESDIR)/$$f || exit 1; \
+	done
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/$(PROG) $(DESTDIR)$(MAN8DIR)/$(PROG).8
+	for f in $(EXAMPLES); do rm -f $(DESTDIR)$(EXAMPLESDIR)/$$f; done
+	for d in $(EXAMPLES); do echo $${d%/*}; done | sort -u | \
+		while read -r d; do rmdir $(DESTDIR)$(EXAMPLESDIR)/$$d 2>/dev/null; done; \
+		rmdir $(DESTDIR)$(EXAMPLESDIR) $(DESTDIR)$(DOCDIR) 2>/dev/null; true
 
 clean:
 	rm -f $(PROG) $(OBJS)
@@ -49,28 +65,5 @@ bench-quick: $(PROG)
 	BENCH_QUICK=1 sh bench/run.sh
 
 .PHONY: bench bench-quick
-
-# Sanitizers and fuzzing (issue 6; fuzz/README.md). Not part of check.
-# sanitize: the bats suite against pop3-handler-san (ASan, LSan, UBSan).
-# fuzz: each libFuzzer harness for FUZZ_SECONDS; needs clang.
-SAN_CFLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
-	-fno-sanitize-recover=all -Wall -Wextra
-# libasan's crypt() interceptor finds no real crypt() unless libcrypt is
-# loaded at start: pam_unix would call a null pointer.
-SAN_LDLIBS = -Wl,--no-as-needed -lcrypt
-FUZZ_SECONDS = 60
-
-# The sources of $(OBJS) in one sanitized program, built apart from them.
-$(PROG)-san: $(OBJS:.o=.c) $(wildcard *.h) tests/san-options.c
-	$(CC) $(SAN_CFLAGS) $(CPPFLAGS) -DSAN_LOG_DIR='"$(CURDIR)/san-logs"' \
-		-o $@ $(OBJS:.o=.c) tests/san-options.c $(LDLIBS) $(SAN_LDLIBS)
-
-sanitize: $(PROG)-san
-	BATS=$(BATS) SAN_LOG_DIR=$(CURDIR)/san-logs sh tests/sanitize.sh
-
-fuzz:
-	$(MAKE) -C fuzz run FUZZ_SECONDS=$(FUZZ_SECONDS) LIBS="$(LDLIBS)"
-
-.PHONY: sanitize fuzz
 
 .PHONY: all check install uninstall clean

@@ -40,6 +40,14 @@
 #define SESSION_LOCK		"session.lock"
 #define LAST_LOGIN		"last-login"
 
+/* PROXY protocol (-X): a v1 line is at most 107 octets with its CRLF (the
+ * spec's bound); a v2 header at most 16 + 1008 octets, addresses and TLVs,
+ * which our input buffer holds with room to spare. It must arrive within
+ * PROXY_TIMEOUT seconds. */
+#define PROXY_V1_MAX		107
+#define PROXY_V2_MAX		1024
+#define PROXY_TIMEOUT		10
+
 /* Client I/O buffers. */
 #define INPUT_BUFFER		4096
 #define OUTPUT_BUFFER		65536

@@ -27,6 +27,7 @@
 #include "maildrop.h"
 #include "params.h"
 #include "privsep.h"
+#include "proxy.h"
 #include "sasl.h"
 #include "userstate.h"
 
@@ -45,6 +46,7 @@ static int no_top;			/* -T */
 static int one_session;			/* -1: [IN-USE] for a second one */
 static int no_nuls;			/* -W outlook-no-nuls */
 static int add_eoh;			/* -W oe-ns-eoh */
+static const char *proxies;		/* -X: who may send a PROXY header */
 
 /* In the pre-auth child: the channel to the root parent; else -1. */
 static int channel = -1;
@@ -1312,6 +1314,55 @@ static const char *peer_address(void)
  * A msg-id style string, unique and unpredictable: the APOP timestamp and the
  * CRAM-MD5 challenge, each made once per session by the root process.
  */
+/*
+ * Behind a load balancer (-X): a connection from a trusted proxy starts with
+ * a PROXY header, read here before the greeting, within PROXY_TIMEOUT
+ * seconds and no further than the header's bound. What follows it stays in
+ * the input buffer for the session. Returns the client's address (or the
+ * proxy's own for a LOCAL header), or NULL: the connection is then closed
+ * without a greeting.
+ */
+static const char *proxy_header(const char *peer)
+{
+	static char addr[INET6_ADDRSTRLEN];
+	struct pollfd pfd = { STDIN_FILENO, POLLIN, 0 };
+	struct proxy_addr pa;
+	time_t deadline = time(NULL) + PROXY_TIMEOUT;
+	ssize_t n, got;
+
+	for (;;) {
+		got = proxy_parse((unsigned char *)inbuf, in_len, &pa);
+		if (got > 0)
+			break;
+		if (got < 0) {
+			syslog(LOG_NOTICE, "proxy %s: malformed PROXY header",
+			    peer);
+			return NULL;
+		}
+		if (time(NULL) >= deadline ||
+		    poll(&pfd, 1, (deadline - time(NULL)) * 1000) <= 0) {
+			syslog(LOG_NOTICE, "proxy %s: no PROXY header in "
+			    "time", peer);
+			return NULL;
+		}
+		n = read(STDIN_FILENO, inbuf + in_len, sizeof(inbuf) - in_len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			syslog(LOG_NOTICE, "proxy %s: connection closed in "
+			    "the PROXY header", peer);
+			return NULL;
+		}
+		in_len += n;
+	}
+	in_pos = got;
+	if (pa.local)
+		return peer;
+	memcpy(addr, pa.addr, sizeof(addr));
+	syslog(LOG_INFO, "proxy %s: client %s", peer, addr);
+	return addr;
+}
+
 static void make_timestamp(char *buf, size_t size)
 {
 	char host[256];
@@ -1345,7 +1396,7 @@ static void usage(void)
 	fprintf(stderr, "usage: " POP3_NAME " [-1dAPSTV] [-s service] "
 	    "[-m mailbox-template] [-D state-template] [-a apop-secrets] "
 	    "[-t timeout] [-l login-delay] [-e expire-days] "
-	    "[-W workaround,...]\n");
+	    "[-W workaround,...] [-X proxy-address,...]\n");
 	exit(2);
 }
 
@@ -1478,7 +1529,7 @@ int main(int argc, char **argv)
 	unsigned long long v;
 	char name[MAX_USER + 1];
 
-	while ((c = getopt(argc, argv, "1a:AdD:e:l:s:m:Pt:STVW:")) != -1)
+	while ((c = getopt(argc, argv, "1a:AdD:e:l:s:m:Pt:STVW:X:")) != -1)
 		switch (c) {
 		case 'a':
 			apop_file = optarg;
@@ -1505,6 +1556,11 @@ int main(int argc, char **argv)
 		case 'W':
 			if (workarounds(optarg))
 				usage();
+			break;
+		case 'X':
+			if (proxy_trusted(optarg, "127.0.0.1") < 0)
+				usage();
+			proxies = optarg;
 			break;
 		case 'd':
 			logopt |= LOG_PERROR;
@@ -1554,6 +1610,9 @@ int main(int argc, char **argv)
 	s.md.fd = -1;
 	s.lock = -1;
 	s.peer = peer_address();
+	if (proxies && proxy_trusted(proxies, s.peer) == 1 &&
+	    !(s.peer = proxy_header(s.peer)))
+		return 1;
 	if (apop_file) {
 		make_timestamp(s.timestamp, sizeof(s.timestamp));
 		make_timestamp(s.challenge, sizeof(s.challenge));
