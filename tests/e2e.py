@@ -13,6 +13,8 @@
                      empty line fetchmail adds; a line longer than fetchmail's
                      8 KiB buffer comes back cut into pieces, each ended by
                      NUL, one octet and LF: those three octets are taken out
+          getmail    as lf; a message with no header/body separator gets the
+                     empty line getmail6 adds (long lines come back whole)
         Nothing else is forgiven, so one wrong octet in any message fails.
 
     e2e.py poplib HOST PORT USER PASSFILE EXPECTDIR
@@ -29,12 +31,49 @@
     e2e.py pass HOST PORT USER PASSFILE
         Logs in and prints the PASS reply (or the error), then QUITs.
 
+    e2e.py stls-refuse HOST PORT USER
+        Against stunnel's "protocol = pop3": prints the greeting, "CAPA: "
+        and the capabilities offered before STLS, then sends USER and prints
+        "USER: connection closed" if that is all that comes back.
+
+    e2e.py mkmsgs DIR N TAG
+        Writes N messages (RFC 5322, LF line ends, no From_ line) as
+        DIR/1..DIR/N for an MDA to deliver, each with the unique Message-ID
+        <TAG.I@concurrent.test> and a body of varied length.
+
+    e2e.py drain HOST PORT USER PASSFILE SRCDIR OUT STOPFILE MINSESSIONS
+        Runs sessions one after another until STOPFILE exists and at least
+        MINSESSIONS have run. Each logs in, RETRs every message, checks it
+        byte for byte against the SRCDIR file its Message-ID names, DELEs
+        them all and QUITs. When QUIT says +OK, the Message-IDs it deleted
+        are appended to OUT, one a line. Prints one summary line: sessions
+        run, QUITs answered +OK (committed), those that deleted mail
+        (deleting), messages deleted, logins refused, sessions cut off
+        before QUIT (aborted), QUITs answered -ERR.
+
+    e2e.py append SPOOL FILE...
+        A delivery agent: appends each FILE to the mbox SPOOL with a From_
+        line and the separating empty line, under an fcntl lock and the
+        dotlock SPOOL.lock (dotlockfile), taken as Debian Policy 11.6 says:
+        fcntl first, both without blocking; when the dotlock is busy the
+        fcntl lock is let go before the next try.
+
+    e2e.py concurrent-check SRCDIR SPOOL OUT...
+        Every message of SRCDIR must be either in SPOOL (an mbox) or in one
+        of the OUT files, exactly once in all; nothing else may be there.
+
 A failure prints what differs and exits 1.
 """
 
+import fcntl
 import os
 import poplib
+import random
+import re
+import socket
+import subprocess
 import sys
+import time
 
 # The generator writes lines of more than 64 KiB; poplib's default cap is 2 KiB.
 poplib._MAXLINE = 1 << 24
@@ -62,7 +101,7 @@ def normalize(mode, msg):
     if mode == "exact":
         return msg
     msg = msg.replace(b"\r\n", b"\n")
-    if mode == "fetchmail":
+    if mode in ("fetchmail", "getmail"):
         if b"\n\n" not in msg:
             msg += b"\n"
     return msg
@@ -260,6 +299,185 @@ def try_pass(host, port, user, passfile):
     return 0
 
 
+def stls_refuse(host, port, user):
+    s = socket.create_connection((host, int(port)), timeout=30)
+    f = s.makefile("rb")
+    print(f.readline().rstrip(b"\r\n").decode(errors="replace"))
+    s.sendall(b"CAPA\r\n")
+    line = f.readline()
+    if not line.startswith(b"+OK"):
+        print("CAPA: %r" % line)
+        return 1
+    caps = []
+    while True:
+        line = f.readline().rstrip(b"\r\n")
+        if line in (b".", b""):
+            break
+        caps.append(line.decode(errors="replace"))
+    print("CAPA: " + " ".join(caps))
+    s.sendall(b"USER %s\r\n" % user.encode())
+    try:
+        rest = f.read()
+    except ConnectionResetError:
+        rest = b""
+    print("USER: connection closed" if rest == b"" else "USER: %r" % rest)
+    return 0
+
+
+def mkmsgs(d, n, tag):
+    rng = random.Random(tag)
+    os.makedirs(d, exist_ok=True)
+    for i in range(1, int(n) + 1):
+        mid = "<%s.%d@concurrent.test>" % (tag, i)
+        lines = ["From: Sender %d <sender%d@example.org>" % (i, i),
+                 "To: rcpt@example.org",
+                 "Subject: concurrent delivery %d" % i,
+                 "Date: Mon, 01 Jan 2024 00:00:00 +0000",
+                 "Message-ID: " + mid,
+                 ""]
+        for j in range(rng.randint(1, 60)):
+            lines.append("%s line %d of message %d %s" % (mid, j, i, "x" * rng.randint(0, 200)))
+        if i % 7 == 0:
+            lines.append(".")          # dot-stuffed on the wire
+            lines.append("..two dots")
+        with open(os.path.join(d, str(i)), "w") as f:
+            f.write("\n".join(lines) + "\n")
+    return 0
+
+
+MID_RE = re.compile(rb"^message-id:\s*(<[^>]*>)", re.I | re.M)
+
+
+def source_by_mid(srcdir):
+    out = {}
+    for n in os.listdir(srcdir):
+        data = load(os.path.join(srcdir, n))
+        out[MID_RE.search(data).group(1)] = data
+    return out
+
+
+def drain(host, port, user, passfile, srcdir, out, stopfile, minsessions):
+    src = source_by_mid(srcdir)
+    with open(passfile) as f:
+        pw = f.read().strip()
+    sessions = committed = deleting = deleted = refused = aborted = failed = 0
+    while sessions < int(minsessions) or not os.path.exists(stopfile):
+        sessions += 1
+        try:
+            p = poplib.POP3(host, int(port), timeout=60)
+            p.user(user)
+            p.pass_(pw)
+        except poplib.error_proto as e:
+            refused += 1        # [IN-USE]: the lock stayed busy for 10 s
+            if refused == 1:
+                print("session %d: login refused: %s" % (sessions, e))
+            time.sleep(0.5)
+            continue
+        mids = []
+        try:
+            n, _ = p.stat()
+            for i in range(1, n + 1):
+                _, lines, _ = p.retr(i)
+                got = b"".join(l + b"\r\n" for l in lines)
+                m = MID_RE.search(got)
+                want = src.get(m.group(1)) if m else None
+                if want is None or got != want.replace(b"\n", b"\r\n"):
+                    print("session %d: message %d (%r) differs from what was delivered"
+                          % (sessions, i, m and m.group(1)))
+                    return 1
+                mids.append(m.group(1))
+                p.dele(i)
+        except (poplib.error_proto, OSError) as e:
+            # The connection ended before QUIT: nothing was deleted.
+            print("session %d: %s before QUIT" % (sessions, e))
+            aborted += 1
+            time.sleep(0.5)
+            continue
+        try:
+            p.quit()
+        except poplib.error_proto:
+            failed += 1         # [SYS/TEMP]: nothing deleted
+            time.sleep(0.5)
+            continue
+        committed += 1
+        deleting += 1 if mids else 0
+        deleted += len(mids)
+        with open(out, "ab") as f:
+            f.write(b"".join(m + b"\n" for m in mids))
+        # A pause between sessions leaves the MDA a chance at the locks.
+        time.sleep(random.uniform(0.05, 0.2))
+    print("sessions=%d committed=%d deleting=%d deleted=%d refused=%d aborted=%d quit-failed=%d"
+          % (sessions, committed, deleting, deleted, refused, aborted, failed))
+    return 0
+
+
+def append(spool, files):
+    fd = os.open(spool, os.O_WRONLY | os.O_APPEND)
+    lock = spool + ".lock"
+    for name in files:
+        data = load(name)
+        stamp = time.strftime("%a %b %e %H:%M:%S %Y", time.gmtime()).encode()
+        deadline = time.time() + 60
+        while True:
+            if time.time() > deadline:
+                print("%s: could not lock %s in 60 s" % (name, spool))
+                return 1
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                time.sleep(random.uniform(0.005, 0.03))
+                continue
+            if subprocess.run(["dotlockfile", "-r", "0", lock]).returncode == 0:
+                break
+            fcntl.lockf(fd, fcntl.LOCK_UN)
+            time.sleep(random.uniform(0.005, 0.03))
+        os.write(fd, b"From mda@concurrent.test " + stamp + b"\n" + data + b"\n")
+        os.fsync(fd)
+        subprocess.run(["dotlockfile", "-u", lock], check=True)
+        fcntl.lockf(fd, fcntl.LOCK_UN)
+        time.sleep(random.uniform(0, 0.08))     # spread over the sessions
+    os.close(fd)
+    return 0
+
+
+def mbox_messages(data):
+    """Splits an mbox as the README defines it (From_ at the start of the
+    file or after an empty line)."""
+    starts = [m.start() for m in re.finditer(rb"(?:^|(?<=\n\n))From ", data)]
+    return [data[a:b] for a, b in zip(starts, starts[1:] + [len(data)])]
+
+
+def concurrent_check(srcdir, spool, outs):
+    src = source_by_mid(srcdir)
+    seen = {}
+    for o in outs:
+        if os.path.exists(o):
+            for m in load(o).split(b"\n"):
+                if m:
+                    seen.setdefault(m, []).append(os.path.basename(o))
+    fetched = sum(len(w) for w in seen.values())
+    left = 0
+    for msg in mbox_messages(load(spool)):
+        m = MID_RE.search(msg)
+        seen.setdefault(m.group(1) if m else b"(no Message-ID)", []).append("spool")
+        left += 1
+    bad = 0
+    for m, where in sorted(seen.items()):
+        if m not in src:
+            print("%r: not delivered, yet found in %s" % (m, where))
+            bad += 1
+        elif len(where) > 1:
+            print("%r: duplicated: %s" % (m, where))
+            bad += 1
+    for m in src:
+        if m not in seen:
+            print("%r: lost" % m)
+            bad += 1
+    print("%d delivered, %d fetched and deleted, %d left in the spool, %d problems"
+          % (len(src), fetched, left, bad))
+    return 1 if bad else 0
+
+
 def main(argv):
     if len(argv) == 5 and argv[1] == "compare":
         return compare(argv[2], argv[3], argv[4])
@@ -273,6 +491,16 @@ def main(argv):
         return dele(argv[2], argv[3], argv[4], argv[5], argv[6:])
     if len(argv) == 6 and argv[1] == "pass":
         return try_pass(*argv[2:])
+    if len(argv) == 5 and argv[1] == "stls-refuse":
+        return stls_refuse(*argv[2:])
+    if len(argv) == 5 and argv[1] == "mkmsgs":
+        return mkmsgs(*argv[2:])
+    if len(argv) == 10 and argv[1] == "drain":
+        return drain(*argv[2:])
+    if len(argv) >= 4 and argv[1] == "append":
+        return append(argv[2], argv[3:])
+    if len(argv) >= 4 and argv[1] == "concurrent-check":
+        return concurrent_check(argv[2], argv[3], argv[4:])
     sys.stderr.write(__doc__)
     return 2
 

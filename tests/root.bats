@@ -10,130 +10,28 @@
 # removed in teardown_file, whatever happened. Each test skips unless root.
 
 load helpers
+load e2e
 
-E2E="$BATS_TEST_DIRNAME/e2e.py"
 COUNT=48	# messages in the spool; the generator spreads its edge cases over them
 SEED=1939
-
-# Removes what setup_file recorded in $R, in reverse: daemon, uid-0 user, user,
-# PAM service, temp dir. Each step tolerates a half-made state.
-root_cleanup() {
-	if [ -z "${R:-}" ] || [ ! -d "$R" ]; then
-		return 0
-	fi
-	if [ -s "$R/sa.pid" ]; then
-		kill "$(cat "$R/sa.pid")" 2>/dev/null || true
-	fi
-	if [ -s "$R/user0" ]; then
-		userdel -f "$(cat "$R/user0")" 2>/dev/null || true
-	fi
-	if [ -s "$R/user" ]; then
-		local u
-		u="$(cat "$R/user")"
-		userdel -r -f "$u" 2>/dev/null || true
-		rm -f "/var/mail/$u" "/var/mail/$u.lock"
-	fi
-	if [ -s "$R/service" ]; then
-		rm -f "/etc/pam.d/$(cat "$R/service")"
-	fi
-	rm -rf "$R"
-}
-
-# A name no account has yet: PREFIX and digits.
-fresh_name() {
-	local n
-	for _ in 1 2 3 4 5 6 7 8 9 10; do
-		n="$1$$$RANDOM"
-		n="${n:0:16}"
-		getent passwd "$n" >/dev/null || getent group "$n" >/dev/null || { echo "$n"; return 0; }
-	done
-	return 1
-}
-
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# Counts the messages of an mbox as the README defines them.
-mbox_count() {
-	awk 'BEGIN { n = 0 } /^From / && (NR == 1 || prev == "") { n++ } { prev = $0 } END { print n }' "$1"
-}
 
 # bats 1.8 (Debian 12) cannot skip from setup_file: it sets nothing up, and
 # setup skips each test.
 setup_file() {
 	[ "$(id -u)" = 0 ] || return 0
-	[ -x "$HANDLER" ] || { echo "no handler at $HANDLER (run make)" >&2; return 1; }
-
-	R="$(mktemp -d /tmp/pop3-root.XXXXXX)"
-	chmod 755 "$R"
-	export R
-
-	# The user, with a random password, and a spool in the Debian layout:
-	# /var/mail is root:mail 2775, the spool USER:mail 600.
-	U="$(fresh_name p3t)"
-	echo "$U" > "$R/user"
-	useradd -m -s /bin/sh "$U"
-	PW="$(od -An -tx1 -N12 /dev/urandom | tr -d ' \n')"
-	echo "$U:$PW" | chpasswd
-	printf '%s\n' "$PW" > "$R/pass"
-	chmod 600 "$R/pass"
-	export U
-
-	python3 "$BATS_TEST_DIRNAME/gen-mbox.py" --count "$COUNT" --seed "$SEED" > "/var/mail/$U"
-	python3 "$BATS_TEST_DIRNAME/gen-mbox.py" --count "$COUNT" --seed "$SEED" \
-		--split "$R/expect" > /dev/null
-	chown "$U:mail" "/var/mail/$U"
-	chmod 600 "/var/mail/$U"
-	cp "/var/mail/$U" "$R/spool.orig"
-
+	e2e_begin || return 1
+	e2e_user p3t
+	e2e_spool "$COUNT" "$SEED"
 	# The shipped PAM file as the default service "pop3", so that the
-	# handler runs with no options at all, as the inetd line ships; where
-	# the machine has a pop3 service already, under a throwaway name.
-	OPTS=()
-	if [ -e /etc/pam.d/pop3 ]; then
-		SVC="$(fresh_name pop3t)"
-		OPTS=(-s "$SVC")
-	else
-		SVC=pop3
-	fi
-	echo "$SVC" > "$R/service"
-	cp "$BATS_TEST_DIRNAME/../pam.d/pop3" "/etc/pam.d/$SVC"
-	export SVC
-
+	# handler runs with no options at all, as the inetd line ships.
+	e2e_pam
 	# One handler per connection, as root, with no options (or -s only).
-	local _
-	for _ in 1 2 3; do
-		PORT="$(free_port)"
-		: > "$R/sa.log"
-		systemd-socket-activate --inetd -a -l "127.0.0.1:$PORT" \
-			"$HANDLER" "${OPTS[@]}" < /dev/null > "$R/sa.log" 2>&1 3>&- &
-		echo $! > "$R/sa.pid"
-		local i
-		for i in $(seq 50); do
-			grep -q '^Listening on' "$R/sa.log" && break
-			kill -0 "$(cat "$R/sa.pid")" 2>/dev/null || break
-			sleep 0.1
-		done
-		grep -q '^Listening on' "$R/sa.log" && break
-		kill "$(cat "$R/sa.pid")" 2>/dev/null || true
-		: > "$R/sa.pid"
-	done
-	[ -s "$R/sa.pid" ] || { cat "$R/sa.log" >&2; return 1; }
-	export PORT
-
-	# Stores stdin as the next numbered file in DIR: an MDA for mpop and
-	# fetchmail that keeps the messages in the order they were fetched.
-	cat > "$R/store.sh" <<-'EOF'
-	d=$1
-	n=$(( $(cat "$d/n" 2>/dev/null || echo 0) + 1 ))
-	echo "$n" > "$d/n"
-	exec cat > "$d/$n"
-	EOF
+	e2e_activate sa "$HANDLER" "${OPTS[@]}"
+	e2e_store_script
 }
 
 teardown_file() {
-	root_cleanup
+	e2e_cleanup
 }
 
 setup() {

@@ -1,0 +1,241 @@
+#!/usr/bin/env bats
+# Real clients against the handler as deployed (root, real user, shipped PAM
+# file, one process per connection by systemd-socket-activate), beyond the
+# ones root.bats runs: mpop with APOP from a secrets file (-a), leave-on-server
+# with mpop and fetchmail (keep), fetchmail without keep, getmail6, and
+# procmail delivering while many sessions fetch and delete.
+#
+# Each test starts from the generated spool (e2e_spool_reset). Everything is
+# stopped and removed in teardown_file.
+
+load helpers
+load e2e
+
+COUNT=45
+SEED=8314
+
+setup_file() {
+	[ "$(id -u)" = 0 ] || return 0
+	e2e_begin || return 1
+	e2e_user p3c
+	e2e_spool "$COUNT" "$SEED"
+	e2e_pam
+	# An APOP secrets file as the README asks: root's, mode 600.
+	od -An -tx1 -N9 /dev/urandom | tr -d ' \n' > "$R/apop.secret"
+	printf '# user:secret\n%s:%s\n' "$U" "$(cat "$R/apop.secret")" > "$R/apop"
+	chmod 600 "$R/apop" "$R/apop.secret"
+	e2e_activate sa "$HANDLER" -d -a "$R/apop" "${OPTS[@]}"
+	e2e_store_script
+	# One message to deliver while a client leaves mail on the server.
+	python3 "$E2E" mkmsgs "$R/new" 1 new > /dev/null
+}
+
+teardown_file() {
+	e2e_cleanup
+}
+
+setup() {
+	[ "$(id -u)" = 0 ] || skip "needs root: makes a system user, a /var/mail spool and an /etc/pam.d service"
+	e2e_spool_reset
+}
+
+# Delivers the file $1 to the user's spool with procmail run as the user (as
+# from ~/.forward), taking procmail's locks: the dotlock through its set-gid
+# mail bit and an fcntl lock. -f -: write a From_ line (the file has none).
+# LOCKSLEEP=1: retry a held lock every second, not every 8.
+deliver() {
+	runuser -u "$U" -- procmail -f - LOCKSLEEP=1 DEFAULT="/var/mail/$U" < "$1"
+}
+
+# mpop_run DIR [options]: mpop as root for the test user into DIR/Maildir,
+# keeping mail on the server and remembering UIDs in DIR/uidls.
+mpop_run() {
+	local d=$1
+	shift
+	mkdir -p "$d/Maildir/new" "$d/Maildir/cur" "$d/Maildir/tmp"
+	run mpop --host=127.0.0.1 --port="$PORT" --timeout=60 --tls=off \
+		--user="$U" --keep=on --received-header=off \
+		--uidls-file="$d/uidls" --delivery=maildir,"$d/Maildir" -Q "$@"
+	echo "$output"
+}
+
+# fetchmail_run DIR SERVER-OPTS USER-OPTS: fetchmail as root for the test
+# user, each message through store.sh into DIR/out/N, UIDs in
+# DIR/home/.fetchids. "uidl" "keep" leaves mail on the server and fetches
+# only what it has not seen; "" "fetchall" fetches everything, then deletes.
+fetchmail_run() {
+	local d=$1
+	mkdir -p "$d/out" "$d/home"
+	chmod 700 "$d/home"
+	cat > "$d/rc" <<-EOF
+	set no syslog
+	poll 127.0.0.1 service $PORT protocol pop3 auth password timeout 60 $2
+	  user "$U" there password "$(cat "$R/pass")" is root here
+	  $3 no rewrite sslproto ''
+	  mda "sh $R/store.sh $d/out"
+	EOF
+	chmod 600 "$d/rc"
+	run env FETCHMAILHOME="$d/home" fetchmail --invisible --nosyslog -f "$d/rc"
+	echo "$output"
+}
+
+# Neither a size warning nor any warning but the one for running as root.
+fetchmail_quiet() {
+	[ -z "$(grep -Ei 'expected length|actual != |mismatch|wrong size' <<< "$output")" ]
+	[ -z "$(grep -i 'warning' <<< "$output" | grep -v 'Running as root is discouraged')" ]
+}
+
+@test "mpop --auth=apop against the -a secrets file fetches every message intact" {
+	local d="$R/mpop-apop"
+	mpop_run "$d" --auth=apop --passwordeval="cat $R/apop.secret" --only-new=off
+	[ "$status" -eq 0 ]
+	run python3 "$E2E" compare lf "$R/expect" "$d/Maildir/new" --unordered
+	echo "$output"
+	[ "$status" -eq 0 ]
+	grep -q "login: user=$U host=127.0.0.1 method=APOP messages=$COUNT" "$R/sa.log"
+	cmp "$R/spool.orig" "/var/mail/$U"
+}
+
+@test "mpop leave-on-server: a second keep run fetches nothing, after one delivery exactly that one" {
+	local d="$R/mpop-keep"
+	mpop_run "$d" --auth=user --passwordeval="cat $R/pass"
+	[ "$status" -eq 0 ]
+	[ "$(ls "$d/Maildir/new" | wc -l)" -eq "$COUNT" ]
+	run python3 "$E2E" compare lf "$R/expect" "$d/Maildir/new" --unordered
+	[ "$status" -eq 0 ]
+
+	mpop_run "$d" --auth=user --passwordeval="cat $R/pass"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"new: no messages"* ]]
+	[ "$(ls "$d/Maildir/new" | wc -l)" -eq "$COUNT" ]
+
+	ls "$d/Maildir/new" > "$R/before"
+	deliver "$R/new/1"
+	[ "$(mbox_count "/var/mail/$U")" -eq $((COUNT + 1)) ]
+	mpop_run "$d" --auth=user --passwordeval="cat $R/pass"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"new: 1 message"* ]]
+	local got
+	got="$(ls "$d/Maildir/new" | grep -vxF -f "$R/before")"
+	[ "$(wc -l <<< "$got")" -eq 1 ]
+	cmp "$R/new/1" "$d/Maildir/new/$got"
+}
+
+@test "fetchmail leave-on-server (keep, uidl): a second run fetches nothing, after one delivery exactly that one" {
+	local d="$R/fetchmail-keep"
+	fetchmail_run "$d" uidl keep
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"$COUNT messages for $U at 127.0.0.1"* ]]
+	fetchmail_quiet
+	run python3 "$E2E" compare fetchmail "$R/expect" "$d/out"
+	echo "$output"
+	[ "$status" -eq 0 ]
+
+	fetchmail_run "$d" uidl keep
+	# 1: no mail.
+	[ "$status" -eq 1 ]
+	[ "$(cat "$d/out/n")" -eq "$COUNT" ]
+
+	deliver "$R/new/1"
+	fetchmail_run "$d" uidl keep
+	[ "$status" -eq 0 ]
+	fetchmail_quiet
+	[[ "$output" == *"$((COUNT + 1)) messages ($COUNT seen) for $U at 127.0.0.1"* ]]
+	[ "$(cat "$d/out/n")" -eq $((COUNT + 1)) ]
+	cmp "$R/new/1" "$d/out/$((COUNT + 1))"
+	[ "$(mbox_count "/var/mail/$U")" -eq $((COUNT + 1)) ]
+}
+
+@test "fetchmail without keep fetches every message intact, with no size warning, and empties the spool" {
+	local d="$R/fetchmail-flush"
+	fetchmail_run "$d" "" fetchall
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"$COUNT messages for $U at 127.0.0.1"* ]]
+	[ "$(grep -c 'flushed' <<< "$output")" -eq "$COUNT" ]
+	fetchmail_quiet
+	run python3 "$E2E" compare fetchmail "$R/expect" "$d/out"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(mbox_count "/var/mail/$U")" -eq 0 ]
+	[ "$(stat -c '%U:%G %a' "/var/mail/$U")" = "$U:mail 600" ]
+	[ ! -e "/var/mail/$U.lock" ]
+}
+
+@test "getmail6 (SimplePOP3Retriever, read_all, no delete) fetches every message intact" {
+	# getmail refuses to deliver as root: it runs as the test user.
+	local d="$R/getmail"
+	mkdir -p "$d/Maildir/new" "$d/Maildir/cur" "$d/Maildir/tmp" "$d/gm"
+	cat > "$d/gm/getmailrc" <<-EOF
+	[retriever]
+	type = SimplePOP3Retriever
+	server = 127.0.0.1
+	port = $PORT
+	username = $U
+	password = $(cat "$R/pass")
+
+	[destination]
+	type = Maildir
+	path = $d/Maildir/
+
+	[options]
+	read_all = true
+	delete = false
+	delivered_to = false
+	received = false
+	message_log_syslog = false
+	verbose = 1
+	EOF
+	chmod 600 "$d/gm/getmailrc"
+	chown -R "$U" "$d"
+	run timeout 120 runuser -u "$U" -- getmail --getmaildir "$d/gm" --rcfile getmailrc
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"$COUNT messages ("*" bytes) retrieved, 0 skipped"* ]]
+	run python3 "$E2E" compare getmail "$R/expect" "$d/Maildir/new" --unordered
+	echo "$output"
+	[ "$status" -eq 0 ]
+	cmp "$R/spool.orig" "/var/mail/$U"
+}
+
+@test "an MDA appends 240 messages (fcntl + dotlock) while 24+ sessions fetch and delete: none lost, none duplicated" {
+	local d="$R/conc" w
+	: > "/var/mail/$U"
+	python3 "$E2E" mkmsgs "$d/src" 240 "conc$$" > /dev/null
+	# Four clients, each running sessions (RETR, check, DELE all, QUIT)
+	# until the deliveries are over and it has run at least eight.
+	for w in 1 2 3 4; do
+		python3 "$E2E" drain 127.0.0.1 "$PORT" "$U" "$R/pass" "$d/src" \
+			"$d/out.$w" "$d/stop" 8 > "$d/drain.$w" 2>&1 3>&- &
+		echo $! > "$d/pid.drain.$w"
+	done
+	# Four delivery streams of 60 messages each, interleaved, locking as
+	# Debian Policy 11.6 asks (fcntl, then the dotlock through dotlockfile).
+	for w in 0 1 2 3; do
+		python3 "$E2E" append "/var/mail/$U" $(seq -f "$d/src/%g" $((w + 1)) 4 240) \
+			> "$d/deliver.$w" 2>&1 3>&- &
+		echo $! > "$d/pid.deliver.$w"
+	done
+	local rc=0
+	for w in 0 1 2 3; do
+		wait "$(cat "$d/pid.deliver.$w")" || rc=1
+	done
+	touch "$d/stop"
+	for w in 1 2 3 4; do
+		wait "$(cat "$d/pid.drain.$w")" || rc=1
+	done
+	cat "$d"/deliver.* "$d"/drain.[1-4]
+	grep -E 'died with code [^0]|UPDATE|failed' "$R/sa.log" | tail -n 20 || true
+	[ "$rc" -eq 0 ]
+	run python3 "$E2E" concurrent-check "$d/src" "/var/mail/$U" "$d"/out.*
+	echo "$output"
+	[ "$status" -eq 0 ]
+	# Enough sessions ran, and enough of them deleted something.
+	local sessions deleting
+	sessions="$(sed -n 's/^sessions=\([0-9]*\) .*/\1/p' "$d"/drain.[1-4] | awk '{ s += $1 } END { print s }')"
+	deleting="$(sed -n 's/.* deleting=\([0-9]*\) .*/\1/p' "$d"/drain.[1-4] | awk '{ s += $1 } END { print s }')"
+	echo "sessions $sessions, of which $deleting deleted mail"
+	[ "$sessions" -ge 24 ]
+	[ "$deleting" -ge 20 ]
+	[ "$(stat -c '%U:%G %a' "/var/mail/$U")" = "$U:mail 600" ]
+	[ ! -e "/var/mail/$U.lock" ]
+}

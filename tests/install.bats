@@ -1,0 +1,86 @@
+#!/usr/bin/env bats
+# make install / make uninstall under a DESTDIR, and the man page linted the
+# way Debian's lintian does. No root needed: nothing is written outside the
+# scratch DESTDIR.
+
+TOP="$(cd "$BATS_TEST_DIRNAME/.." && pwd)"
+
+# What make install puts under DESTDIR (PREFIX /usr/local), with modes.
+EXPECTED="usr/local/sbin/pop3-handler 755
+usr/local/share/doc/pop3-handler/examples/pam.d/pop3 644
+usr/local/share/doc/pop3-handler/examples/stunnel/pop3-stls.conf 644
+usr/local/share/doc/pop3-handler/examples/stunnel/pop3s.conf 644
+usr/local/share/doc/pop3-handler/examples/systemd/pop3.socket 644
+usr/local/share/doc/pop3-handler/examples/systemd/pop3@.service 644
+usr/local/share/doc/pop3-handler/examples/xinetd.d/pop3 644
+usr/local/share/man/man8/pop3-handler.8 644"
+
+setup() {
+	D="$(mktemp -d /tmp/pop3-install.XXXXXX)"
+}
+
+teardown() {
+	rm -rf "$D"
+}
+
+@test "make install DESTDIR puts the binary, the man page and every example under DESTDIR, unchanged" {
+	run make -s -C "$TOP" install DESTDIR="$D"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	run bash -c "cd '$D' && find . -type f -printf '%P %m\n' | LC_ALL=C sort"
+	echo "$output"
+	[ "$output" = "$EXPECTED" ]
+	# Nothing but directories and those files.
+	[ -z "$(find "$D" ! -type f ! -type d)" ]
+	cmp "$TOP/pop3-handler" "$D/usr/local/sbin/pop3-handler"
+	cmp "$TOP/pop3-handler.8" "$D/usr/local/share/man/man8/pop3-handler.8"
+	local f
+	for f in pam.d/pop3 xinetd.d/pop3 systemd/pop3.socket systemd/pop3@.service \
+		stunnel/pop3s.conf stunnel/pop3-stls.conf; do
+		cmp "$TOP/$f" "$D/usr/local/share/doc/pop3-handler/examples/$f"
+	done
+}
+
+@test "make install and uninstall name no path outside DESTDIR" {
+	local t
+	for t in install uninstall; do
+		run make -n -C "$TOP" "$t" DESTDIR=/nonexistent-destdir
+		[ "$status" -eq 0 ]
+		# Every absolute path in the commands is under DESTDIR.
+		run bash -c "grep -oE '(^|[[:space:]])/[^[:space:];]*' <<< \"\$1\" | sed 's/^[[:space:]]*//' | grep -v '^/nonexistent-destdir/'" _ "$output"
+		echo "$output"
+		[ -z "$output" ]
+	done
+}
+
+@test "make uninstall DESTDIR removes every installed file and the examples directory" {
+	make -s -C "$TOP" install DESTDIR="$D"
+	run make -s -C "$TOP" uninstall DESTDIR="$D"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ -z "$(find "$D" -type f)" ]
+	[ ! -e "$D/usr/local/share/doc/pop3-handler" ]
+}
+
+@test "groff -ww finds nothing to warn about in pop3-handler.8" {
+	run groff -ww -man -z "$TOP/pop3-handler.8"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
+}
+
+@test "man -l renders pop3-handler.8 without a warning, EXAMPLES naming every deployment file" {
+	# lintian's check: warnings go to stderr, the page to stdout.
+	LC_ALL=C.UTF-8 MANROFFSEQ='' MANWIDTH=80 \
+		man --warnings -E UTF-8 -l -Tutf8 -Z "$TOP/pop3-handler.8" > "$D/page" 2> "$D/warnings"
+	cat "$D/warnings"
+	[ ! -s "$D/warnings" ]
+	LC_ALL=C.UTF-8 MANWIDTH=80 man -l "$TOP/pop3-handler.8" > "$D/text" 2> "$D/warnings"
+	[ ! -s "$D/warnings" ]
+	sed -n '/^EXAMPLES/,/^SEE ALSO/p' "$D/text" > "$D/examples"
+	local f
+	for f in xinetd.d/pop3 systemd/pop3.socket systemd/pop3@.service \
+		stunnel/pop3s.conf stunnel/pop3-stls.conf; do
+		grep -qF "$f" "$D/examples" || { echo "EXAMPLES does not name $f"; false; }
+	done
+}
