@@ -25,8 +25,11 @@ cd "$(dirname "$0")"
 # liblockfile's setgid dotlockfile helper, bats, pam_wrapper, python3.
 PKGS_DEMO="gcc libc6-dev make libpam0g-dev liblockfile-dev libmd-dev libxxhash-dev nettle-dev libidn-dev liblockfile-bin bats libpam-wrapper python3"
 # The suite also drives real clients against the handler behind
-# systemd-socket-activate, as root with real system users (tests/root.bats).
-PKGS_TEST="mpop fetchmail curl systemd procmail openssl util-linux passwd strace"
+# systemd-socket-activate, as root with real system users (tests/root.bats),
+# and runs the shipped deployment files with xinetd and stunnel4, getmail6 as
+# one more client, and groff/man to lint the man page (tests/deploy.bats,
+# tests/clients.bats, tests/install.bats).
+PKGS_TEST="mpop fetchmail curl systemd procmail openssl util-linux passwd strace xinetd stunnel4 getmail6 groff-base man-db"
 
 # Flags for the test build: the Makefile's defaults plus -Werror, as CI builds.
 WERROR_CFLAGS="-O2 -g -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror"
