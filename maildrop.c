@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <lockfile.h>
-#include <md5.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -168,7 +167,7 @@ static int write_full(int fd, const char *buf, size_t len, off_t off)
  */
 struct scan {
 	struct maildrop *md;
-	MD5_CTX md5;		/* From_ line and kept headers */
+	XXH3_state_t *id;	/* From_ line and kept headers: the unique-id */
 	XXH3_state_t *body;	/* the body bytes */
 	struct message cur;
 	int in_message, in_from, in_body, header_kept;
@@ -229,6 +228,7 @@ static int scan_finish(struct scan *s, size_t *alloc)
 	struct maildrop *md = s->md;
 	struct message *m = &s->cur;
 	XXH64_hash_t body;
+	XXH128_canonical_t c;
 	unsigned char h[8];
 	size_t at;
 	int i;
@@ -239,8 +239,9 @@ static int scan_finish(struct scan *s, size_t *alloc)
 	body = XXH3_64bits_digest(s->body);
 	for (i = 0; i < 8; i++)
 		h[i] = body >> (8 * i);
-	MD5Update(&s->md5, h, sizeof(h));
-	MD5Final(m->uid, &s->md5);
+	XXH3_128bits_update(s->id, h, sizeof(h));
+	XXH128_canonicalFromHash(&c, XXH3_128bits_digest(s->id));
+	memcpy(m->uid, c.digest, sizeof(m->uid));
 	m->end = s->next;
 	if (s->xuidl[0]) {
 		if (pool_add(md, s->xuidl, &at) || at > UINT32_MAX)
@@ -265,7 +266,7 @@ static void scan_start(struct scan *s, off_t off)
 	s->header_kept = 1;
 	s->subject = s->ximap = 0;
 	s->xuidl[0] = '\0';
-	MD5Init(&s->md5);
+	XXH3_128bits_reset(s->id);
 	XXH3_64bits_reset(s->body);
 }
 
@@ -350,7 +351,7 @@ static int scan_piece(struct scan *s, size_t *alloc, off_t off,
 		return -1;
 	}
 	if (s->in_from) {
-		MD5Update(&s->md5, (const uint8_t *)p, text);
+		XXH3_128bits_update(s->id, p, text);
 		if (done) {
 			s->in_from = 0;
 			s->cur.data = s->next = off + len + lf;
@@ -373,9 +374,9 @@ static int scan_piece(struct scan *s, size_t *alloc, off_t off,
 	if (s->in_body)
 		XXH3_64bits_update(s->body, p, len + lf);
 	else if (s->header_kept) {
-		MD5Update(&s->md5, (const uint8_t *)p, text);
+		XXH3_128bits_update(s->id, p, text);
 		if (lf)
-			MD5Update(&s->md5, (const uint8_t *)"\n", 1);
+			XXH3_128bits_update(s->id, "\n", 1);
 	}
 	s->next = off + len + lf;
 	if (done) {
@@ -408,11 +409,37 @@ static int scan(struct maildrop *md, off_t from)
 	s.md = md;
 	s.at_separator = 1;
 	s.body = XXH3_createState();
-	if (!buf || !s.body || !whole || XXH3_64bits_reset(whole) != XXH_OK)
+	s.id = XXH3_createState();
+	if (!buf || !s.body || !s.id || !whole ||
+	    XXH3_64bits_reset(whole) != XXH_OK)
 		goto out;
 	for (;;) {
-		char *nl = have > p ? memchr(buf + p, '\n', have - p) : NULL;
+		char *nl;
 
+		if (s.in_body && !s.at_separator && !midline) {
+			/*
+			 * Most lines are body lines that are neither empty nor
+			 * after an empty one: all they change is the size, and
+			 * their bytes go to the body hash as one span.
+			 */
+			char *q = buf + p, *e = buf + have;
+			off_t size = 0;
+
+			while ((nl = memchr(q, '\n', e - q)) && nl - q > 1)
+				size += (nl - q) - (nl[-1] == '\r') + 2, q = nl + 1;
+			if (nl && nl - q == 1 && q[0] != '\r') {
+				size += 3;	/* one character and its LF */
+				q = nl + 1;
+			}
+			if (q > buf + p) {
+				XXH3_64bits_update(s.body, buf + p, q - (buf + p));
+				s.cur.size += size;
+				p = q - buf;
+				s.next = pos + p;
+				continue;
+			}
+		}
+		nl = have > p ? memchr(buf + p, '\n', have - p) : NULL;
 		if (nl) {
 			size_t len = nl - (buf + p);
 			int cr = len ? buf[p + len - 1] == '\r' : lastcr;
@@ -473,6 +500,7 @@ out:
 	n = errno;
 	XXH3_freeState(whole);
 	XXH3_freeState(s.body);
+	XXH3_freeState(s.id);
 	free(buf);
 	errno = n;
 	return ret;

@@ -53,7 +53,7 @@
 #define OUTPUT_BUFFER		65536
 
 /* Mailbox scanning and copying chunk. */
-#define MAILBOX_CHUNK		(1 << 20)
+#define MAILBOX_CHUNK		(1 << 17)
 /* The cache's checks: From_ lines sampled, and bytes read at each and at
  * the old end. */
 #define CACHE_SAMPLES		32

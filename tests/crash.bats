@@ -98,7 +98,7 @@ verdict() {
 	        continue
 	    else:
 	        rest.append("%s %d" % (sc, seen[sc]))
-	# 45 spread over the pwrite64s (journal and mailbox, 1 MiB each)
+	# 45 spread over the pwrite64s (journal and mailbox, a MAILBOX_CHUNK each)
 	n = len(pwrites)
 	picked = sorted({pwrites[(k * n) // 45] for k in range(45)}) if n >= 45 else pwrites
 	for w in picked:
