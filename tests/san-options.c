@@ -12,7 +12,8 @@
  * QUIT" (both are 1).
  *
  * verify_asan_link_order=0: the tests preload libpam_wrapper.so, which then
- * comes before libasan (gcc links libasan dynamically).
+ * comes before libasan if it is linked dynamically (gcc; clang, which the
+ * Makefile uses, links it statically).
  *
  * detect_leaks: LeakSanitizer stops the process's threads with ptrace at
  * exit, reading /proc/PID/task. That fails when a debugger already traces

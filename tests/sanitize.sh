@@ -1,7 +1,8 @@
 #!/bin/sh
 # make sanitize: the whole bats suite against pop3-handler-san, the handler
-# built with AddressSanitizer (with LeakSanitizer) and UndefinedBehavior-
-# Sanitizer (every finding fatal). A sanitizer report anywhere in the suite
+# built by clang with AddressSanitizer (with LeakSanitizer) and
+# UndefinedBehaviorSanitizer (every finding fatal). Not gcc: its UBSan
+# ignores log_path and would report only to stderr, which tests swallow. A sanitizer report anywhere in the suite
 # fails the run, even when the test around it passed: reports are written to
 # files in $SAN_LOG_DIR (see tests/san-options.c), which must be empty at
 # the end.
