@@ -103,11 +103,28 @@ static int lock(struct maildrop *md)
 			errno = EPERM;
 			goto fail;
 		}
+		/*
+		 * Busy. A program that takes the dotlock first and then
+		 * waits for fcntl (procmail) would wait for us while we wait
+		 * for it: let go of fcntl while we wait, and take both again.
+		 */
+		fcntl_lock(md->fd, F_UNLCK);
 		if (time(NULL) >= deadline) {
 			errno = EAGAIN;
-			goto fail;
+			free(name);
+			return -1;
 		}
 		lock_pause();
+		while (fcntl_lock(md->fd, F_WRLCK)) {
+			if ((errno != EAGAIN && errno != EACCES &&
+			    errno != EINTR) || time(NULL) >= deadline) {
+				if (errno == EACCES || errno == EINTR)
+					errno = EAGAIN;
+				free(name);
+				return -1;
+			}
+			lock_pause();
+		}
 	}
 	free(name);
 	return 0;
@@ -1013,6 +1030,21 @@ fail:
 	return -1;
 }
 
+int maildrop_still(struct maildrop *md, const struct message *m)
+{
+	char head[6];
+	int skip = m->from > 0;
+
+	if (read_full(md->fd, head, 5 + skip, m->from - skip) != 5 + skip ||
+	    (skip && head[0] != '\n') || memcmp(head + skip, "From ", 5)) {
+		syslog(LOG_ERR, "%s: no longer has a From_ line at offset %lld: "
+		    "changed by another program during the session", md->path,
+		    (long long)m->from);
+		return 0;
+	}
+	return 1;
+}
+
 struct message *maildrop_get(struct maildrop *md, unsigned long n)
 {
 	if (n < 1 || n > md->visible)
@@ -1280,7 +1312,9 @@ out:
 }
 
 /* Carries the journal out: its bytes over the mailbox from start, the file
- * cut at new_end and synced, then the journal removed. Returns 0 or -1. */
+ * cut at new_end and synced, then the journal removed. The removal is not
+ * synced: a journal that comes back after a power loss finds the mailbox
+ * already cut and is only removed again. Returns 0 or -1. */
 static int journal_apply(struct maildrop *md, const struct journal *j,
     char *buf)
 {
@@ -1290,7 +1324,7 @@ static int journal_apply(struct maildrop *md, const struct journal *j,
 	if (fd >= 0 && !copy_range(fd, sizeof(*j), md->fd, j->start,
 	    j->new_end - j->start, buf, NULL) &&
 	    !ftruncate(md->fd, j->new_end) && !fsync(md->fd) &&
-	    !unlinkat(md->state, journal_name, 0) && !fsync(md->state))
+	    !unlinkat(md->state, journal_name, 0))
 		ret = 0;
 	saved = errno;
 	if (fd >= 0)

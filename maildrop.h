@@ -69,6 +69,10 @@ int maildrop_open(struct maildrop *md, const char *path, const char *state,
 /* The message numbered n (1-based, hidden one skipped), or NULL. */
 struct message *maildrop_get(struct maildrop *md, unsigned long n);
 
+/* Whether the file still has m's From_ line where the table says: a cheap
+ * sign that nobody rewrote the mailbox since it was read. 1 or 0 (logged). */
+int maildrop_still(struct maildrop *md, const struct message *m);
+
 /* Writes the unique-id of m, NUL-terminated, into buf (MAX_UIDL + 1 bytes). */
 void maildrop_uidl(const struct maildrop *md, const struct message *m,
     char *buf);

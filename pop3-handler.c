@@ -1142,12 +1142,25 @@ static int body_message(struct session *s)
 	return r;
 }
 
+/*
+ * Another program rewrote the mailbox during the session (without holding
+ * the maildrop, as a second session may): the table no longer describes the
+ * file, so nothing more is sent from it and nothing is deleted.
+ */
+static enum result changed(struct session *s)
+{
+	return reply(s, P_CLOSE, "[SYS/TEMP] Maildrop changed by another "
+	    "program; log in again");
+}
+
 static enum result cmd_retr(struct session *s, char *arg)
 {
 	unsigned long n;
 
 	if (!(s->msg = message_arg(s, arg, &n)))
 		return P_ERR;
+	if (!maildrop_still(&s->md, s->msg))
+		return changed(s);
 	s->lines = -1;
 	s->body = body_message;
 	if (s->retrieved)
@@ -1170,6 +1183,8 @@ static enum result cmd_top(struct session *s, char *arg)
 		return P_ERR;
 	if (parse_number(count, LLONG_MAX, &lines))
 		return reply(s, P_ERR, "Invalid line count");
+	if (!maildrop_still(&s->md, s->msg))
+		return changed(s);
 	s->lines = lines;
 	s->body = body_message;
 	s->top.count++;

@@ -287,3 +287,48 @@ new_message() {
 	[[ "${lines[-1]}" == "-ERR [SYS/TEMP] "* ]]
 	cmp "$T/expected" "$T/mail/alice"
 }
+
+# --- other sessions and other lockers -------------------------------------------
+
+@test "a second session's QUIT rewrites the mailbox under the first: RETR answers -ERR [SYS/TEMP] and closes, nothing sent from stale offsets" {
+	gen --count 6 --seed 29
+	python3 "$GEN" --count 6 --seed 29 --omit 1 > "$T/expected"
+	printf '%s\r\n' "USER alice" "PASS secret" "DELE 1" QUIT > "$T/in2"
+	pop3_own
+	pop3_drive <<-EOF
+	C: USER alice
+	C: PASS secret
+	! env LD_PRELOAD="$PAM_WRAPPER_LIB" PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR="$T/pam.d" ${RUNAS[*]} "$HANDLER" -m "$T/mail/%u" -D "$T/state/%u" < "$T/in2" > "$T/out2"
+	C: RETR 5
+	C: QUIT
+	EOF
+	grep -q '(5 messages left)' "$T/out2"
+	[ "${lines[3]}" = "-ERR [SYS/TEMP] Maildrop changed by another program; log in again" ] || { echo "$output"; false; }
+	[ "$status" -eq 1 ]
+	grep -q 'no longer has a From_ line' "$T/err"
+	cmp "$T/expected" "$T/mail/alice"
+}
+
+@test "a deliverer that takes the dotlock first and then waits for fcntl (procmail's order) is not deadlocked by a login" {
+	gen --count 3 --seed 30
+	new_message > "$T/new"
+	pop3_own
+	# The deliverer: dotlock now, fcntl (blocking) after a second, append,
+	# release both. The login comes while it holds only the dotlock.
+	dotlockfile -l -p -r 1 -P "$T/mail/alice.lock" python3 -c '
+import fcntl, sys, time
+time.sleep(1.5)
+with open(sys.argv[1], "ab") as f:
+    fcntl.lockf(f, fcntl.LOCK_EX)
+    f.write(open(sys.argv[2], "rb").read())
+' "$T/mail/alice" "$T/new" &
+	deliverer=$!
+	sleep 0.5
+	start=$(date +%s)
+	pop3_session "USER alice" "PASS secret" STAT QUIT
+	took=$(( $(date +%s) - start ))
+	wait "$deliverer"
+	[ "$status" -eq 0 ]
+	[[ "${lines[3]}" == "+OK 4 "* ]]	# the delivered message is in
+	[ "$took" -lt 8 ]
+}
