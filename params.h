@@ -32,8 +32,9 @@
 
 /* Authentication: failures before we hang up, and the delay before each -ERR. */
 #define MAX_AUTH_FAILURES	3
-#define FAIL_DELAY_MIN_MS	1000
-#define FAIL_DELAY_MAX_MS	3000
+#define FAIL_DELAY_MS		1000	/* times the failures so far */
+/* Malformed or unknown commands before we hang up. */
+#define MAX_BAD_COMMANDS	20
 
 /* In the state directory: the session lock (-1) and the last-login record
  * (-l), beside the update journal. */

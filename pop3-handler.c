@@ -77,6 +77,7 @@ struct session {
 	char user[MAX_USER + 1];	/* from USER; "" before it */
 	int user_ok;			/* the name could be a user's */
 	int failures;
+	int bad;			/* malformed or unknown commands */
 	char timestamp[128];		/* APOP, "" when not offered */
 	char challenge[128];		/* CRAM-MD5, "" when not offered */
 	int utf8;			/* UTF8 given: names and passwords
@@ -241,6 +242,14 @@ static enum result reply(struct session *s, enum result r, const char *fmt, ...)
 	return r;
 }
 
+/* A command we cannot take: malformed, or unknown here. Counted, since a
+ * client that sends nothing else is broken or probing. */
+static enum result bad_input(struct session *s, const char *text)
+{
+	s->bad++;
+	return reply(s, P_ERR, "%s", text);
+}
+
 /* Makes a string from the client or the system safe to log. */
 static const char *printable(const char *s, char *buf, size_t size)
 {
@@ -282,11 +291,11 @@ static struct message *message_arg(struct session *s, const char *arg,
 	struct message *m;
 
 	if (!arg) {
-		reply(s, P_ERR, "Syntax error");
+		bad_input(s, "Syntax error");
 		return NULL;
 	}
 	if (parse_number(arg, UINT32_MAX, &v)) {
-		reply(s, P_ERR, "Invalid message number");
+		bad_input(s, "Invalid message number");
 		return NULL;
 	}
 	*n = v;
@@ -335,15 +344,16 @@ static void random_bytes(void *buf, size_t len)
 	}
 }
 
-/* Waits 1 to 3 seconds before a failed login is answered. */
-static void fail_delay(void)
+/*
+ * Waits before a failed login is answered: FAIL_DELAY_MS for the first
+ * failure of the connection, twice that for the second, and so on. The
+ * same for every kind of failure, so the wait tells nothing.
+ */
+static void fail_delay(int failures)
 {
-	uint32_t r;
-	unsigned ms;
+	unsigned ms = FAIL_DELAY_MS * failures;
 	struct timespec ts;
 
-	random_bytes(&r, sizeof(r));
-	ms = FAIL_DELAY_MIN_MS + r % (FAIL_DELAY_MAX_MS - FAIL_DELAY_MIN_MS + 1);
 	if (out_len)
 		flush_output();
 	ts.tv_sec = ms / 1000;
@@ -555,7 +565,7 @@ static int plaintext_allowed(void)
 static enum result cmd_user(struct session *s, char *arg)
 {
 	if (!arg || !*arg)
-		return reply(s, P_ERR, "Syntax error");
+		return bad_input(s, "Syntax error");
 	if (!plaintext_allowed())
 		return reply(s, P_ERR, "[AUTH] Plaintext authentication "
 		    "disallowed on non-secure connections");
@@ -614,8 +624,8 @@ static enum verdict authority(struct session *s, struct credential *c)
 	syslog(LOG_NOTICE, "authentication failed: user=%s host=%s "
 	    "method=%s: %s", printable(c->user, name, sizeof(name)), s->peer,
 	    method_names[c->method], why);
-	fail_delay();
-	return ++s->failures >= MAX_AUTH_FAILURES ? V_CLOSE : V_FAIL;
+	fail_delay(++s->failures);
+	return s->failures >= MAX_AUTH_FAILURES ? V_CLOSE : V_FAIL;
 }
 
 /*
@@ -677,7 +687,7 @@ static enum result cmd_apop(struct session *s, char *arg)
 	struct credential c;
 
 	if (!digest || strchr(digest + 1, ' '))
-		return reply(s, P_ERR, "Syntax error");
+		return bad_input(s, "Syntax error");
 	*digest++ = '\0';
 	memset(&c, 0, sizeof(c));
 	c.method = CRED_APOP;
@@ -882,7 +892,7 @@ static enum result cmd_auth(struct session *s, char *arg)
 	if ((initial = strchr(arg, ' '))) {
 		*initial++ = '\0';
 		if (!*initial || strchr(initial, ' '))
-			return reply(s, P_ERR, "Syntax error");
+			return bad_input(s, "Syntax error");
 	}
 	if ((!strcasecmp(arg, "PLAIN") || !strcasecmp(arg, "LOGIN")) &&
 	    !plaintext_allowed())
@@ -901,7 +911,7 @@ static enum result cmd_auth(struct session *s, char *arg)
 static enum result cmd_utf8(struct session *s, char *arg)
 {
 	if (arg)
-		return reply(s, P_ERR, "Syntax error");
+		return bad_input(s, "Syntax error");
 	s->utf8 = 1;
 	return reply(s, P_OK, "UTF8 enabled");
 }
@@ -947,7 +957,7 @@ static enum result cmd_lang(struct session *s, char *arg)
 		return reply(s, P_OK, "Language listing follows");
 	}
 	if (!lang_range_ok(arg))
-		return reply(s, P_ERR, "Syntax error");
+		return bad_input(s, "Syntax error");
 	if (strcmp(arg, "*") && (strncasecmp(arg, "en", 2) ||
 	    (arg[2] && arg[2] != '-')))
 		return reply(s, P_ERR, "en Unsupported language");
@@ -984,7 +994,7 @@ static int body_capa(struct session *s)
 static enum result cmd_capa(struct session *s, char *arg)
 {
 	if (arg)
-		return reply(s, P_ERR, "Syntax error");
+		return bad_input(s, "Syntax error");
 	s->body = body_capa;
 	return reply(s, P_OK, "Capability list follows");
 }
@@ -1014,7 +1024,7 @@ static enum result cmd_quit(struct session *s, char *arg)
 	unsigned long long octets;
 
 	if (arg)
-		return reply(s, P_ERR, "Syntax error");
+		return bad_input(s, "Syntax error");
 	if (s->state != TRANSACTION)
 		return reply(s, P_QUIT, POP3_NAME " signing off");
 	expire_retrieved(s);
@@ -1031,7 +1041,7 @@ static enum result cmd_stat(struct session *s, char *arg)
 	unsigned long long octets;
 
 	if (arg)
-		return reply(s, P_ERR, "Syntax error");
+		return bad_input(s, "Syntax error");
 	totals(s, &count, &octets);
 	return reply(s, P_OK, "%lu %llu", count, octets);
 }
@@ -1177,12 +1187,12 @@ static enum result cmd_top(struct session *s, char *arg)
 	unsigned long n;
 
 	if (!count)
-		return reply(s, P_ERR, "Syntax error");
+		return bad_input(s, "Syntax error");
 	*count++ = '\0';
 	if (!(s->msg = message_arg(s, arg, &n)))
 		return P_ERR;
 	if (parse_number(count, LLONG_MAX, &lines))
-		return reply(s, P_ERR, "Invalid line count");
+		return bad_input(s, "Invalid line count");
 	if (!maildrop_still(&s->md, s->msg))
 		return changed(s);
 	s->lines = lines;
@@ -1207,7 +1217,7 @@ static enum result cmd_dele(struct session *s, char *arg)
 static enum result cmd_noop(struct session *s, char *arg)
 {
 	if (arg)
-		return reply(s, P_ERR, "Syntax error");
+		return bad_input(s, "Syntax error");
 	return reply(s, P_OK, "");
 }
 
@@ -1217,7 +1227,7 @@ static enum result cmd_rset(struct session *s, char *arg)
 	unsigned long long octets;
 
 	if (arg)
-		return reply(s, P_ERR, "Syntax error");
+		return bad_input(s, "Syntax error");
 	for (i = 0; i < s->md.count; i++)
 		s->md.msg[i].flags &= ~M_DELETED;
 	s->del.count = 0;
@@ -1268,6 +1278,16 @@ static enum result respond(struct session *s, enum result r)
 	return r;
 }
 
+/* After MAX_BAD_COMMANDS bad ones, the reply to the last closes. */
+static enum result limit(struct session *s, enum result r)
+{
+	if (r != P_ERR || s->bad < MAX_BAD_COMMANDS)
+		return r;
+	syslog(LOG_NOTICE, "host=%s: %d bad commands, closing", s->peer,
+	    s->bad);
+	return reply(s, P_CLOSE, "Too many bad commands");
+}
+
 /*
  * Splits "KEYWORD[ arg]" and finds the handler for the state we are in.
  * Returns the handler's result.
@@ -1290,7 +1310,9 @@ static enum result dispatch(struct session *s, char *line)
 	    (c->handler != cmd_apop || s->timestamp[0]) &&
 	    (c->handler != cmd_top || !no_top))
 		r = c->handler(s, arg);
-	return respond(s, r);
+	else
+		s->bad++;
+	return respond(s, limit(s, r));
 }
 
 /* The address of the client: the socket's peer, or what the launcher says. */
@@ -1429,13 +1451,12 @@ static int session(struct session *s, int greet)
 	    out_str("\r\n")))
 		return 1;
 	for (;;) {
-		switch (get_line(line, MAX_LINE, &len)) {
+		enum line_status st = get_line(line, MAX_LINE, &len);
+
+		switch (st) {
 		case LINE:
-			break;
 		case LINE_LONG:
-			if (out_str("-ERR Line too long\r\n"))
-				return 1;
-			continue;
+			break;
 		case LINE_EOF:
 			why = "EOF before QUIT";
 			goto gone;
@@ -1448,13 +1469,13 @@ static int session(struct session *s, int greet)
 			why = "I/O error";
 			goto gone;
 		}
-		if (memchr(line, '\0', len)) {
-			explicit_bzero(line, sizeof(line));
-			if (out_str("-ERR NUL byte in command\r\n"))
-				return 1;
-			continue;
-		}
-		r = dispatch(s, line);
+		if (st == LINE_LONG)
+			r = respond(s, limit(s, bad_input(s, "Line too long")));
+		else if (memchr(line, '\0', len))
+			r = respond(s, limit(s, bad_input(s,
+			    "NUL byte in command")));
+		else
+			r = dispatch(s, line);
 		explicit_bzero(line, sizeof(line));
 		if (r == P_QUIT)
 			return flush_output() ? 1 : 0;

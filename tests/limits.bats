@@ -1,0 +1,143 @@
+#!/usr/bin/env bats
+# Brute force, bad input and resource bounds: the growing delay and the hard
+# limit on failed logins, the limit on bad commands, the same cost for an
+# unknown user as for a wrong password, no secret in any log line, constant
+# memory for a huge message, and signals that must not cut an UPDATE short.
+
+load helpers
+load drive
+
+setup() {
+	pop3_setup
+	echo 'dave:S3cr3t-Pw-Marker:pop3' >> "$T/passdb"
+	GEN="$BATS_TEST_DIRNAME/gen-mbox.py"
+	python3 "$GEN" --count 5 --seed 91 > "$T/mail/alice"
+	chmod 600 "$T/mail/alice"
+}
+
+teardown() {
+	pop3_teardown
+}
+
+now() { date +%s%N; }
+
+@test "each failed login waits longer than the one before: 1 s, then 2 s, and the third closes" {
+	pop3_drive <<-EOF
+	C: USER alice
+	! date +%s%N > "$T/t0"
+	C: PASS wrong1
+	! date +%s%N > "$T/t1"
+	C: USER alice
+	C: PASS wrong2
+	! date +%s%N > "$T/t2"
+	C: USER alice
+	C: PASS wrong3
+	EOF
+	first=$(( ($(cat "$T/t1") - $(cat "$T/t0")) / 1000000 ))
+	second=$(( ($(cat "$T/t2") - $(cat "$T/t1")) / 1000000 ))
+	[ "$first" -ge 1000 ] && [ "$first" -lt 1900 ]
+	[ "$second" -ge 2000 ] && [ "$second" -lt 2900 ]
+	[ "${lines[-1]}" = "-ERR [AUTH] Too many failures" ]
+	[ "$status" -eq 1 ]
+	[ "$(grep -c 'authentication failed: user=alice host=local' "$T/err")" -eq 3 ]
+}
+
+@test "20 bad commands (unknown, malformed, too long, NUL) end the session with -ERR Too many bad commands" {
+	cmds=()
+	for i in $(seq 1 16); do cmds+=("BOGUS$i"); done
+	cmds+=("LIST abc" "$(head -c 300 /dev/zero | tr '\0' x)" "USER")
+	cmds+=($'NO\x01OP' STAT QUIT)
+	printf '%s\r\n' "${cmds[@]}" > "$T/in"
+	printf 'X\0Y\r\nCAPA\r\n' >> "$T/in"
+	pop3_run
+	[ "$status" -eq 1 ]
+	# 19 single -ERR lines, then the 20th bad command closes the session
+	[ "$(grep -c '^-ERR' <<< "$output")" -eq 20 ]
+	[ "${lines[-1]}" = "-ERR Too many bad commands" ]
+	grep -q 'host=local: 20 bad commands, closing' "$T/err"
+}
+
+@test "bad commands below the limit do not close the session" {
+	cmds=("USER alice" "PASS secret")
+	for i in $(seq 1 19); do cmds+=("LIST x$i"); done
+	pop3_session "${cmds[@]}" STAT QUIT
+	[ "$status" -eq 0 ]
+	[[ "${lines[-2]}" == "+OK 5 "* ]]
+}
+
+@test "PASS for an unknown user costs the same as a wrong password for a known one (20 tries each, within 10 %)" {
+	pop3_own
+	run_one() {	# $1: user; prints the session's time in ms
+		local t0 t1
+		t0=$(now)
+		printf 'USER %s\r\nPASS nope\r\nQUIT\r\n' "$1" | env LD_PRELOAD="$PAM_WRAPPER_LIB" PAM_WRAPPER=1 \
+			PAM_WRAPPER_SERVICE_DIR="$T/pam.d" "${RUNAS[@]}" "$HANDLER" -m "$T/mail/%u" -D "$T/state/%u" \
+			> /dev/null 2>&1
+		t1=$(now)
+		echo $(( (t1 - t0) / 1000000 ))
+	}
+	: > "$T/known"; : > "$T/unknown"
+	for round in 1 2 3 4; do
+		for i in 1 2 3 4 5; do
+			run_one alice >> "$T/known" &
+			run_one "nosuchuser$i" >> "$T/unknown" &
+		done
+		wait
+	done
+	[ "$(wc -l < "$T/known")" -eq 20 ] && [ "$(wc -l < "$T/unknown")" -eq 20 ]
+	ratio=$(python3 -c 'import sys, statistics as s
+k = s.mean(map(int, open(sys.argv[1]))); u = s.mean(map(int, open(sys.argv[2])))
+print("%.3f" % (u / k))' "$T/known" "$T/unknown")
+	echo "# unknown/known PASS time: $ratio (20 tries each)" >&3
+	python3 -c 'import sys; r = float(sys.argv[1]); sys.exit(0 if 0.9 <= r <= 1.1 else 1)' "$ratio"
+}
+
+@test "no password reaches a log line: PASS, a failed PASS, and AUTH PLAIN" {
+	pop3_session "USER dave" "PASS S3cr3t-Pw-Marker" QUIT
+	[ "$status" -eq 0 ]
+	cp "$T/err" "$T/log1"
+	pop3_session "USER dave" "PASS S3cr3t-Pw-Marker-wrong" QUIT
+	cp "$T/err" "$T/log2"
+	plain=$(printf '\0dave\0S3cr3t-Pw-Marker' | base64)
+	pop3_session "AUTH PLAIN $plain" QUIT
+	cp "$T/err" "$T/log3"
+	grep -q 'login: user=dave' "$T/log1"
+	grep -q 'authentication failed: user=dave' "$T/log2"
+	! grep -q 'S3cr3t' "$T/log1" "$T/log2" "$T/log3"
+	! grep -qF "$plain" "$T/log3"
+}
+
+@test "RETR of a 256 MB message runs in constant memory" {
+	{ printf 'From big@example.org Mon Jan  1 00:00:00 2024\nSubject: big\n\n'
+	  yes 'The quick brown fox jumps over the lazy dog, again and again and again.' | head -c 268435456
+	  printf '\n'; } > "$T/mail/alice"
+	chmod 600 "$T/mail/alice"
+	printf '%s\r\n' "USER alice" "PASS secret" "RETR 1" QUIT > "$T/in"
+	pop3_own
+	env LD_PRELOAD="$PAM_WRAPPER_LIB" PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR="$T/pam.d" \
+		/usr/bin/time -f %M -o "$T/rss" "${RUNAS[@]}" "$HANDLER" -m "$T/mail/%u" -D "$T/state/%u" \
+		< "$T/in" | tail -c 100 > "$T/tail"
+	grep -q 'signing off' "$T/tail"
+	rss=$(cat "$T/rss")
+	echo "# peak RSS for a 256 MB RETR: $rss KiB" >&3
+	[ "$rss" -lt 16384 ]
+}
+
+@test "SIGTERM and SIGHUP during the rewrite wait until the mailbox is consistent" {
+	command -v strace >/dev/null || skip "strace is not installed"
+	python3 "$GEN" --count 3000 --seed 92 > "$T/mail/alice"
+	python3 "$GEN" --count 3000 --seed 92 --omit 1 > "$T/expected"
+	cp "$T/mail/alice" "$T/alice.orig"
+	for sig in SIGTERM SIGHUP; do
+		cp "$T/alice.orig" "$T/mail/alice"
+		printf '%s\r\n' "USER alice" "PASS secret" "DELE 1" QUIT > "$T/in"
+		pop3_own
+		status=0
+		env LD_PRELOAD="$PAM_WRAPPER_LIB" PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR="$T/pam.d" \
+			"${RUNAS[@]}" strace -f -qq -o /dev/null -e trace=ftruncate -e inject=ftruncate:signal=$sig:when=1 \
+			"$HANDLER" -m "$T/mail/%u" -D "$T/state/%u" < "$T/in" > "$T/out" 2>&1 || status=$?
+		# the signal arrived in the middle of the update, which finished first
+		cmp "$T/expected" "$T/mail/alice"
+		[ -z "$(ls -A "$T/state/alice" | grep -vx cache)" ]
+	done
+}
