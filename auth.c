@@ -127,8 +127,8 @@ static int find_secret(const char *file, const char *user, char *buf,
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode) ||
 	    (st.st_uid != 0 && st.st_uid != geteuid()) ||
 	    (st.st_mode & 077)) {
-		syslog(LOG_ERR, "%s: refused: the secrets file must be a "
-		    "regular file owned by root or uid %lu, mode 600 or less",
+		syslog(LOG_ERR, "%s: refused: it must be a regular file "
+		    "owned by root or uid %lu, mode 600 or less",
 		    file, (unsigned long)geteuid());
 		close(fd);
 		return -1;
@@ -166,6 +166,12 @@ static int find_secret(const char *file, const char *user, char *buf,
 	explicit_bzero(line, sizeof(line));
 	fclose(f);
 	return found;
+}
+
+int auth_file_entry(const char *file, const char *user, char *buf,
+    size_t size)
+{
+	return find_secret(file, user, buf, size);
 }
 
 int auth_has_secret(const char *file, const char *user)
@@ -282,9 +288,36 @@ int auth_may_serve(const char *user)
 	return 0;
 }
 
-int auth_become(const char *user, struct auth_user *u)
+int auth_virtual_account(const char *account)
 {
 	struct passwd *pw;
+
+	if (geteuid() == 0) {
+		if (!account) {
+			syslog(LOG_ERR, "virtual users (-v) need a system "
+			    "account to map to (-U) when started as root");
+			return -1;
+		}
+		return auth_may_serve(account);
+	}
+	if (account && (!(pw = getpwnam(account)) ||
+	    pw->pw_uid != geteuid())) {
+		syslog(LOG_ERR, "-U %s: not started as root, so virtual users "
+		    "can only be served as ourselves, uid %lu", account,
+		    (unsigned long)geteuid());
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Becomes account (as root) and fills u, named name, or account's own name
+ * when name is NULL. Not root: stays who we are, named name or account.
+ */
+static int become(const char *account, const char *name, struct auth_user *u)
+{
+	struct passwd *pw;
+	const char *user = name ? name : account;
 
 	if (geteuid() != 0) {
 		pw = getpwuid(geteuid());
@@ -293,16 +326,16 @@ int auth_become(const char *user, struct auth_user *u)
 		    "of uid %lu only", user, (unsigned long)u->uid);
 		return 0;
 	}
-	if (!(pw = getpwnam(user))) {
+	if (!account || !(pw = getpwnam(account))) {
 		syslog(LOG_ERR, "%s: authenticated, but not in the password "
-		    "database", user);
+		    "database", account ? account : user);
 		return -1;
 	}
 	if (pw->pw_uid == 0) {
-		syslog(LOG_ERR, "%s: refused: uid 0 is never served", user);
+		syslog(LOG_ERR, "%s: refused: uid 0 is never served", account);
 		return -1;
 	}
-	describe(u, pw->pw_name, pw->pw_uid, pw->pw_dir);
+	describe(u, name ? name : pw->pw_name, pw->pw_uid, pw->pw_dir);
 	if (initgroups(pw->pw_name, pw->pw_gid) || setgid(pw->pw_gid) ||
 	    setuid(pw->pw_uid)) {
 		syslog(LOG_CRIT, "%s: cannot drop privileges: %m", user);
@@ -315,4 +348,15 @@ int auth_become(const char *user, struct auth_user *u)
 		_exit(1);
 	}
 	return 0;
+}
+
+int auth_become(const char *user, struct auth_user *u)
+{
+	return become(user, NULL, u);
+}
+
+int auth_become_virtual(const char *name, const char *account,
+    struct auth_user *u)
+{
+	return become(account, name, u);
 }

@@ -1,5 +1,6 @@
 /*
- * Authentication (PAM, APOP) and the one place that changes identity.
+ * Authentication (PAM, APOP, the virtual users' file checks) and the one
+ * place that changes identity.
  */
 #ifndef POP3_AUTH_H
 #define POP3_AUTH_H
@@ -39,6 +40,19 @@ int auth_cram(const char *file, const char *user, const char *challenge,
  * is refused (reason logged). */
 int auth_has_secret(const char *file, const char *user);
 
+/* Finds user's line ("user:rest") in a secrets or virtual users file, which
+ * must be a regular file owned by root or by us with no access for group or
+ * others (opened without following a link). Returns 1 with rest in buf (size
+ * bytes), 0 when user has no line, or -1 when the file is refused (reason
+ * logged). Every line read is wiped. */
+int auth_file_entry(const char *file, const char *user, char *buf,
+    size_t size);
+
+/* Whether account (-U, or NULL when not given) can stand for virtual users:
+ * as root it must be given, and auth_may_serve it; as anyone else, it must
+ * be ourselves. Returns 0, or -1 with the reason logged. */
+int auth_virtual_account(const char *account);
+
 /* Whether user could be served: as root, an account in the password
  * database with a uid other than 0; as anyone else, always. Returns 0, or -1
  * with the reason logged. */
@@ -49,5 +63,11 @@ int auth_may_serve(const char *user);
  * serves only our own files. Fills *u; returns 0, or -1 with the reason logged
  * and the identity unchanged. */
 int auth_become(const char *user, struct auth_user *u);
+
+/* As auth_become, for the virtual user name: becomes account (-U; NULL when
+ * not root, for ourselves) and fills *u with name and account's uid and
+ * home. Returns 0, or -1 with the reason logged and the identity unchanged. */
+int auth_become_virtual(const char *name, const char *account,
+    struct auth_user *u);
 
 #endif
