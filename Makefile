@@ -3,7 +3,7 @@
 CC ?= cc
 CFLAGS ?= -O2 -g -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CPPFLAGS += -D_GNU_SOURCE
-LDLIBS = -lpam -llockfile -lmd -lxxhash -lnettle -lidn
+LDLIBS = -lpam -llockfile -lmd -lxxhash -lnettle -lidn -lcrypt
 PREFIX = /usr/local
 SBINDIR = $(PREFIX)/sbin
 MAN8DIR = $(PREFIX)/share/man/man8
@@ -18,7 +18,7 @@ BATS ?= bats
 
 PROG = pop3-handler
 OBJS = pop3-handler.o auth.o maildrop.o privsep.o sasl.o userstate.o \
-    proxy.o
+    proxy.o vusers.o
 
 all: $(PROG)
 
@@ -26,13 +26,14 @@ $(PROG): $(OBJS)
 	$(CC) $(LDFLAGS) -o $@ $(OBJS) $(LDLIBS)
 
 pop3-handler.o: pop3-handler.c params.h auth.h maildrop.h privsep.h sasl.h \
-    userstate.h proxy.h
+    userstate.h proxy.h vusers.h
 auth.o: auth.c params.h auth.h
 maildrop.o: maildrop.c params.h maildrop.h
 privsep.o: privsep.c params.h privsep.h
 sasl.o: sasl.c sasl.h
 userstate.o: userstate.c params.h userstate.h
 proxy.o: proxy.c params.h proxy.h
+vusers.o: vusers.c params.h auth.h vusers.h
 
 check: $(PROG)
 	BATS=$(BATS) sh tests/run

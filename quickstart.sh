@@ -23,7 +23,7 @@ cd "$(dirname "$0")"
 # The one list of Debian packages the project needs.
 # To build and run the demo: compiler, make, the libraries' headers,
 # liblockfile's setgid dotlockfile helper, bats, pam_wrapper, python3.
-PKGS_DEMO="gcc libc6-dev make libpam0g-dev liblockfile-dev libmd-dev libxxhash-dev nettle-dev libidn-dev liblockfile-bin bats libpam-wrapper python3"
+PKGS_DEMO="gcc libc6-dev make libpam0g-dev liblockfile-dev libmd-dev libxxhash-dev nettle-dev libidn-dev libcrypt-dev liblockfile-bin bats libpam-wrapper python3"
 # The suite also drives real clients against the handler behind
 # systemd-socket-activate, as root with real system users (tests/root.bats),
 # and runs the shipped deployment files with xinetd and stunnel4, getmail6 as
