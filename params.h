@@ -11,6 +11,8 @@
 #define DEFAULT_PAM_SERVICE	"pop3"
 #define DEFAULT_MAILBOX		"/var/mail/%u"
 #define DEFAULT_STATE		"%h/.pop3-handler"	/* the update journal */
+/* With virtual users (-v), who share one home: a state directory each. */
+#define DEFAULT_VSTATE		"%h/.pop3-handler.%u"
 #define DEFAULT_TIMEOUT		600	/* seconds of client silence */
 
 /* RFC 2449: a command line is at most 255 octets with its CRLF (or LF). */

@@ -30,6 +30,7 @@
 #include "proxy.h"
 #include "sasl.h"
 #include "userstate.h"
+#include "vusers.h"
 
 /* Options. */
 static const char *pam_service = DEFAULT_PAM_SERVICE;
@@ -47,6 +48,11 @@ static int one_session;			/* -1: [IN-USE] for a second one */
 static int no_nuls;			/* -W outlook-no-nuls */
 static int add_eoh;			/* -W oe-ns-eoh */
 static const char *proxies;		/* -X: who may send a PROXY header */
+static const char *vusers_file;		/* -v: only its users log in */
+static const char *vusers_account;	/* -U: the account they map to */
+/* The authority's pick for the virtual user it let in: the entry's mailbox
+ * template, or "" for -m's. */
+static char vusers_mailbox[MAX_SECRET_LINE + 1];
 
 /* In the pre-auth child: the channel to the root parent; else -1. */
 static int channel = -1;
@@ -388,6 +394,20 @@ static int expand(const char *tmpl, const struct auth_user *u, char *buf,
 	return 0;
 }
 
+/* Whether a template names the user (%u), as the state directory of virtual
+ * users must: they all share one account and home. */
+static int template_has_user(const char *tmpl)
+{
+	for (; *tmpl; tmpl++)
+		if (*tmpl == '%') {
+			if (*++tmpl == 'u')
+				return 1;
+			if (!*tmpl)
+				break;
+		}
+	return 0;
+}
+
 /* A template may use only %u, %h and %%. */
 static int template_ok(const char *tmpl)
 {
@@ -505,9 +525,11 @@ static enum result login(struct session *s, const char *method)
 	unsigned long long octets;
 	enum result r;
 
-	if (auth_become(s->user, &s->who))
+	if (vusers_file ? auth_become_virtual(s->user, vusers_account,
+	    &s->who) : auth_become(s->user, &s->who))
 		return reply(s, P_CLOSE, "[AUTH] Authentication failed");
-	if (expand(mailbox_template, &s->who, path, sizeof(path)) ||
+	if (expand(vusers_mailbox[0] ? vusers_mailbox : mailbox_template,
+	    &s->who, path, sizeof(path)) ||
 	    expand(state_template, &s->who, state, sizeof(state))) {
 		syslog(LOG_ERR, "%s: mailbox or state path too long",
 		    s->who.name);
@@ -587,7 +609,7 @@ static enum result cmd_user(struct session *s, char *arg)
  * separated it runs in the root parent, else in the one process. Failures
  * are logged, delayed by 1-3 s and counted here, where a compromised
  * pre-auth child could not skip them. On V_OK, s->user holds the name PAM
- * settled on. The secret is wiped.
+ * settled on, or the virtual user's. The secret is wiped.
  */
 static enum verdict authority(struct session *s, struct credential *c)
 {
@@ -611,10 +633,16 @@ static enum verdict authority(struct session *s, struct credential *c)
 	else if (apop_file && apop_only &&
 	    auth_has_secret(apop_file, c->user) != 0)
 		why = "password refused: APOP user (-A)";
-	else if (auth_pam(pam_service, c->user, c->secret,
+	else if (vusers_file) {		/* never PAM: see README, Design */
+		if (vusers_check(vusers_file, c->user, c->secret,
+		    vusers_mailbox, sizeof(vusers_mailbox)) != 1)
+			why = "virtual user refused";
+		else if (!template_ok(vusers_mailbox))
+			why = "bad mailbox template in the virtual users file";
+	} else if (auth_pam(pam_service, c->user, c->secret,
 	    strcmp(s->peer, "local") ? s->peer : NULL))
 		why = "PAM refused";
-	if (!why && auth_may_serve(c->user))
+	if (!why && !vusers_file && auth_may_serve(c->user))
 		why = "no account to serve";
 	explicit_bzero(c->secret, sizeof(c->secret));
 	if (!why) {
@@ -1433,7 +1461,10 @@ static void usage(void)
 	fprintf(stderr, "usage: " POP3_NAME " [-1dAPSTV] [-s service] "
 	    "[-m mailbox-template] [-D state-template] [-a apop-secrets] "
 	    "[-t timeout] [-l login-delay] [-e expire-days] "
-	    "[-W workaround,...] [-X proxy-address,...]\n");
+	    "[-W workaround,...] [-X proxy-address,...] "
+	    "[-v virtual-users [-U account]]\n"
+	    "       " POP3_NAME " -H    (a yescrypt hash of the password on "
+	    "stdin)\n");
 	exit(2);
 }
 
@@ -1561,17 +1592,26 @@ int main(int argc, char **argv)
 {
 	static struct session s;
 	struct sigaction sa;
-	int c, logopt = LOG_PID | LOG_NDELAY, status;
+	int c, logopt = LOG_PID | LOG_NDELAY, status, hash = 0;
 	unsigned long long v;
 	char name[MAX_USER + 1];
 
-	while ((c = getopt(argc, argv, "1a:AdD:e:l:s:m:Pt:STVW:X:")) != -1)
+	while ((c = getopt(argc, argv, "1a:AdD:e:Hl:s:m:Pt:STU:v:VW:X:")) != -1)
 		switch (c) {
 		case 'a':
 			apop_file = optarg;
 			break;
 		case 'A':
 			apop_only = 1;
+			break;
+		case 'H':
+			hash = 1;
+			break;
+		case 'v':
+			vusers_file = optarg;
+			break;
+		case 'U':
+			vusers_account = optarg;
 			break;
 		case '1':
 			one_session = 1;
@@ -1627,14 +1667,25 @@ int main(int argc, char **argv)
 		default:
 			usage();
 		}
+	if (hash && optind == argc)
+		return vusers_hash(stdin, stdout) ? 1 : 0;
+	if (vusers_file && !strcmp(state_template, DEFAULT_STATE))
+		state_template = DEFAULT_VSTATE;
+	if (vusers_file && (apop_file || !template_has_user(state_template)))
+		fprintf(stderr, POP3_NAME ": -v takes no -a, and a -D that "
+		    "names %%u\n");
 	if (optind != argc || !template_ok(mailbox_template) ||
-	    !template_ok(state_template) || !*pam_service)
+	    !template_ok(state_template) || !*pam_service || hash ||
+	    (vusers_file && (apop_file || !template_has_user(state_template)))
+	    || (vusers_account && !vusers_file))
 		usage();
 	openlog(POP3_NAME, logopt, LOG_MAIL);
 	if (getuid() != geteuid() || getgid() != getegid()) {
 		syslog(LOG_CRIT, "refusing to run set-uid or set-gid");
 		return 1;
 	}
+	if (vusers_file && auth_virtual_account(vusers_account))
+		return 1;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);	/* a write error is enough */

@@ -341,6 +341,38 @@ int auth_become(const char *user, struct auth_user *u)
 	return 0;
 }
 
+/* Virtual users (-v, -U, -H; vusers.c and auth.c): the harness never sets
+ * -v, and never runs main(), so none of these may be reached. */
+int vusers_check(const char *file, const char *user, const char *password,
+    char *tmpl, size_t size)
+{
+	(void)file, (void)user, (void)password, (void)tmpl, (void)size;
+	CHECK(0);
+	return -1;
+}
+
+int vusers_hash(FILE *in, FILE *out)
+{
+	(void)in, (void)out;
+	CHECK(0);
+	return -1;
+}
+
+int auth_virtual_account(const char *account)
+{
+	(void)account;
+	CHECK(0);
+	return -1;
+}
+
+int auth_become_virtual(const char *name, const char *account,
+    struct auth_user *u)
+{
+	(void)name, (void)account, (void)u;
+	CHECK(0);
+	return -1;
+}
+
 /*
  * No descriptor may stay open after a session: the lowest free one is the
  * same after every run as after the first.
