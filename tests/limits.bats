@@ -35,8 +35,8 @@ now() { date +%s%N; }
 	EOF
 	first=$(( ($(cat "$T/t1") - $(cat "$T/t0")) / 1000000 ))
 	second=$(( ($(cat "$T/t2") - $(cat "$T/t1")) / 1000000 ))
-	[ "$first" -ge 1000 ] && [ "$first" -lt 1900 ]
-	[ "$second" -ge 2000 ] && [ "$second" -lt 2900 ]
+	[ "$first" -ge 1000 ] && [ "$first" -lt 2000 ]
+	[ "$second" -ge 2000 ] && [ "$second" -lt 3000 ]
 	[ "${lines[-1]}" = "-ERR [AUTH] Too many failures" ]
 	[ "$status" -eq 1 ]
 	[ "$(grep -c 'authentication failed: user=alice host=local' "$T/err")" -eq 3 ]
