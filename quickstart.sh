@@ -100,7 +100,7 @@ tmp=$(mktemp -d /tmp/pop3-demo.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 1' HUP INT TERM
 chmod 755 "$tmp"
-mkdir "$tmp/mail" "$tmp/pam.d"
+mkdir "$tmp/mail" "$tmp/state" "$tmp/pam.d"
 cp tests/sample.mbox "$tmp/mail/demo"
 chmod 600 "$tmp/mail/demo"
 
@@ -118,7 +118,7 @@ done > "$tmp/pam.d/other"
 # Started as root, the handler would serve only real system users; run it as
 # nobody instead (as the suite does), which serves that user's own files.
 if [ "$(id -u)" -eq 0 ]; then
-	chown -R nobody:nogroup "$tmp/mail"
+	chown -R nobody:nogroup "$tmp/mail" "$tmp/state"
 	set -- setpriv --reuid=nobody --regid=nogroup --clear-groups --
 else
 	set --
@@ -138,11 +138,11 @@ printf '%s\r\n' "USER demo" "PASS demo" "CAPA" "STAT" "LIST" "UIDL" "TOP 1 0" \
 
 echo
 echo "== mailbox before: $(count "$tmp/mail/demo") messages, $(wc -c < "$tmp/mail/demo") bytes ($tmp/mail/demo)"
-echo "== session: ./pop3-handler -d -m $tmp/mail/%u  (C: client, S: server)"
+echo "== session: ./pop3-handler -d -m $tmp/mail/%u -D $tmp/state/%u  (C: client, S: server)"
 echo
 rc=0
 env LD_PRELOAD="$pam_wrapper_lib" PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR="$tmp/pam.d" \
-	"$@" ./pop3-handler -d -m "$tmp/mail/%u" < "$tmp/in" > "$tmp/out" 2> "$tmp/err" || rc=$?
+	"$@" ./pop3-handler -d -m "$tmp/mail/%u" -D "$tmp/state/%u" < "$tmp/in" > "$tmp/out" 2> "$tmp/err" || rc=$?
 
 # Interleave the client's lines with the replies: a reply is one line, or for
 # a multi-line command answered +OK, everything up to the lone ".".
