@@ -28,6 +28,7 @@
  * it goes to the child's stderr.)
  */
 #include <fcntl.h>
+#include <stdlib.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -81,4 +82,18 @@ const char *__ubsan_default_options(void)
 {
 	return "halt_on_error=1:print_stacktrace=1:"
 	    "log_path=" SAN_LOG_DIR "/ubsan";
+}
+
+/*
+ * pam_wrapper (which the tests preload) dlopen()s libpam with RTLD_DEEPBIND,
+ * and the sanitizer runtime refuses that: the handler would die at the
+ * first PASS. pam_wrapper 1.1.4 leaves RTLD_DEEPBIND out when
+ * UID_WRAPPER_DISABLE_DEEPBIND is set (the uid_wrapper name), and it looks
+ * at it only when it first loads libpam, after this has run. Set here, not
+ * only by tests/sanitize.sh, because systemd-socket-activate (pop3_listen)
+ * and xinetd start the handler with an environment of their own.
+ */
+__attribute__((constructor)) static void no_deepbind(void)
+{
+	setenv("UID_WRAPPER_DISABLE_DEEPBIND", "1", 0);
 }
