@@ -31,7 +31,8 @@
  *     +OK to CAPA, LIST and UIDL without argument, RETR and TOP; nothing for a
  *     last line without LF;
  *   - the session ends after +OK to QUIT (status 0), or after a closing -ERR
- *     ([AUTH] Too many failures, [SYS/...], [IN-USE]) or at the end of input
+ *     ([AUTH] Too many failures, Too many bad commands, [SYS/...], [IN-USE])
+ *     or at the end of input
  *     (status 1), and nothing is written after that;
  *   - no file descriptor is left open after the session;
  *   - the stubs see only what the Design promises: user names that
@@ -472,6 +473,12 @@ static void check_transcript(int status, const char *timestamp)
 			cl--;
 		len = out_line(&pos, &line);
 		CHECK(len + 2 <= 512);
+		if (starts(line, len, "-ERR Too many bad commands")) {
+			/* the limit on bad lines: replaces any -ERR, closes */
+			CHECK(pos == out_size);
+			CHECK(status == 1);
+			return;
+		}
 		if (total > (sasl ? MAX_SASL_LINE : MAX_LINE)) {
 			CHECK(len == 18 && !memcmp(line, "-ERR Line too long", 18));
 			sasl = 0;
