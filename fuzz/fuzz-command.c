@@ -143,7 +143,7 @@ static ssize_t fuzz_write(int fd, const void *buf, size_t n)
 }
 
 /* The scratch spool: alice's mbox, and mailboxes that are refused. */
-static char dir[64], alice_path[96];
+static char dir[256], alice_path[300];
 static int alice_fd = -1, alice_dirty;
 static struct maildrop base;	/* alice's maildrop, for TRANSACTION starts */
 
@@ -199,7 +199,7 @@ static void write_alice(void)
 
 static void make_file(const char *name, const char *text)
 {
-	char path[128];
+	char path[320];
 	int fd;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, name);
@@ -211,7 +211,7 @@ static void make_file(const char *name, const char *text)
 
 static void cleanup(void)
 {
-	char cmd[128];
+	char cmd[300];
 
 	if (dir[0]) {
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
@@ -222,13 +222,16 @@ static void cleanup(void)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	static char tmpl[96], state_tmpl[96];
+	static char tmpl[300], state_tmpl[300];
 	const char *err;
-	char path[128];
+	char path[320];
 
 	(void)argc;
 	(void)argv;
+	/* libFuzzer ends with _Exit(), so the atexit() cleanup may not run:
+	 * fuzz/run.sh gives a FUZZ_TMPDIR that it removes itself. */
 	snprintf(dir, sizeof(dir), "%s/pop3-fuzz.XXXXXX",
+	    getenv("FUZZ_TMPDIR") ? getenv("FUZZ_TMPDIR") :
 	    access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
 	CHECK(mkdtemp(dir) != NULL);
 	atexit(cleanup);

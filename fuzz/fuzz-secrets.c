@@ -37,7 +37,7 @@ static void fail(const char *what, int line)
 }
 
 static const char timestamp[] = "<1896.697170952@dbc.mtview.ca.us>";
-static char dir[64], file[96];
+static char dir[256], file[300];
 static int file_fd = -1;
 
 static void cleanup(void)
@@ -52,7 +52,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
+	/* libFuzzer ends with _Exit(), so the atexit() cleanup may not run:
+	 * fuzz/run.sh gives a FUZZ_TMPDIR that it removes itself. */
 	snprintf(dir, sizeof(dir), "%s/pop3-fuzz.XXXXXX",
+	    getenv("FUZZ_TMPDIR") ? getenv("FUZZ_TMPDIR") :
 	    access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
 	CHECK(mkdtemp(dir) != NULL);
 	atexit(cleanup);

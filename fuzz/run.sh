@@ -12,6 +12,12 @@ cd "$(dirname "$0")"
 seconds=${FUZZ_SECONDS:-60}
 jobs=${FUZZ_JOBS:-1}
 mkdir -p artifacts corpus logs
+# Scratch files of the harnesses (mailboxes, secrets files): libFuzzer ends
+# with _Exit(), which skips their own cleanup.
+FUZZ_TMPDIR=$(mktemp -d /dev/shm/pop3-fuzz-run.XXXXXX 2>/dev/null ||
+	mktemp -d /tmp/pop3-fuzz-run.XXXXXX)
+export FUZZ_TMPDIR
+trap 'rm -rf "$FUZZ_TMPDIR"' EXIT
 failed=0
 summary=""
 for h in "$@"; do
