@@ -105,6 +105,29 @@ int auth_pam(const char *service, char *user, const char *password,
 }
 
 /*
+ * Reads one line of f into line (size bytes) without its LF. Returns 1 for a
+ * line, 0 at the end of the file, or -1 for a line too long or holding a NUL
+ * byte, which is read to its end and dropped.
+ */
+static int secret_line(FILE *f, char *line, size_t size, size_t *len)
+{
+	size_t n = 0;
+	int c, bad = 0;
+
+	while ((c = getc(f)) != EOF && c != '\n') {
+		if (c == '\0' || n + 1 >= size)
+			bad = 1;
+		else
+			line[n++] = c;
+	}
+	if (c == EOF && n == 0 && !bad)
+		return 0;
+	line[n] = '\0';
+	*len = n;
+	return bad ? -1 : 1;
+}
+
+/*
  * Finds user's secret in the secrets file. The file must be a regular file
  * owned by root or by us, with no access for group or others. Returns 1 with
  * the secret in buf, 0 when the user has none, or -1 when the file is
@@ -113,11 +136,11 @@ int auth_pam(const char *service, char *user, const char *password,
 static int find_secret(const char *file, const char *user, char *buf,
     size_t size)
 {
-	char line[MAX_SECRET_LINE + 1];
-	size_t ulen = strlen(user);
+	char line[MAX_SECRET_LINE + 1], iobuf[BUFSIZ];
+	size_t len, ulen = strlen(user);
 	struct stat st;
 	FILE *f;
-	int fd, found = 0, lineno = 0, skipping = 0;
+	int fd, r, found = 0, lineno = 0;
 
 	fd = open(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
@@ -137,22 +160,14 @@ static int find_secret(const char *file, const char *user, char *buf,
 		close(fd);
 		return -1;
 	}
-	while (!found && fgets(line, sizeof(line), f)) {
-		size_t len = strlen(line);
-		int whole = len && line[len - 1] == '\n';
-
-		if (skipping) {		/* the rest of an overlong line */
-			skipping = !whole;
-			continue;
-		}
+	setvbuf(f, iobuf, _IOFBF, sizeof(iobuf));	/* ours, to wipe */
+	while (!found && (r = secret_line(f, line, sizeof(line), &len))) {
 		lineno++;
-		if (!whole && !feof(f)) {
-			syslog(LOG_WARNING, "%s:%d: line too long, ignored",
-			    file, lineno);
-			skipping = 1;
+		if (r < 0) {
+			syslog(LOG_WARNING, "%s:%d: line too long or holding "
+			    "a NUL byte, ignored", file, lineno);
 			continue;
 		}
-		line[len -= whole] = '\0';
 		if (len && line[len - 1] == '\r')
 			line[--len] = '\0';
 		if (line[0] == '#' || line[0] == '\0')
@@ -165,6 +180,7 @@ static int find_secret(const char *file, const char *user, char *buf,
 	}
 	explicit_bzero(line, sizeof(line));
 	fclose(f);
+	explicit_bzero(iobuf, sizeof(iobuf));
 	return found;
 }
 

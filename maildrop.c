@@ -811,7 +811,8 @@ static int cache_load(struct maildrop *md, const struct stat *st, char *buf)
 	    (c.pool_len && !(md->pool = malloc(c.pool_len))))
 		goto fail;
 	memcpy(md->msg, rest, msgs);
-	memcpy(md->pool, rest + msgs, c.pool_len);
+	if (c.pool_len)
+		memcpy(md->pool, rest + msgs, c.pool_len);
 	md->count = c.count;
 	md->pool_len = c.pool_len;
 	md->length = c.length;

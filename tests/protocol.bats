@@ -230,6 +230,17 @@ secrets() {
 	[ "${lines[3]}" = "+OK maildrop has 3 messages (340 octets)" ]
 }
 
+@test "a secrets-file line with a NUL byte, or over 1023 octets, is dropped alone: the next line still counts" {
+	secrets
+	{ printf 'x\0y:z\n'; head -c 2000 /dev/zero | tr '\0' a; printf ':long\nalice:tanstaaf\n'; } > "$T/secrets"
+	pop3_drive -a "$T/secrets" <<-'EOF'
+	A: alice tanstaaf
+	C: QUIT
+	EOF
+	[ "${lines[1]}" = "+OK maildrop has 3 messages (340 octets)" ]
+	[ "$(grep -c 'line too long or holding a NUL byte, ignored' "$T/err")" -eq 2 ]
+}
+
 @test "a symlink as secrets file is refused" {
 	secrets
 	ln -s "$T/secrets" "$T/secrets.link"
