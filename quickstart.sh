@@ -5,18 +5,21 @@
 #   sh quickstart.sh demo   build, then run one real POP3 session on the
 #                           bundled tests/sample.mbox and print the transcript
 #   sh quickstart.sh test   build with -Werror, then run the suite (make check)
+#   sh quickstart.sh harden make fuzz (each libFuzzer harness for 20 s) and
+#                           make sanitize (the suite against an ASan+UBSan
+#                           build); .ci/run does this before "test"
 #
 # As root it installs whatever Debian packages are missing first; as another
 # user it prints the apt-get line to run and stops.
 set -eu
 
 usage() {
-	echo "usage: sh quickstart.sh demo|test" >&2
+	echo "usage: sh quickstart.sh demo|test|harden" >&2
 	exit 2
 }
 [ $# -eq 1 ] || usage
 mode=$1
-case $mode in demo|test) ;; *) usage ;; esac
+case $mode in demo|test|harden) ;; *) usage ;; esac
 
 cd "$(dirname "$0")"
 
@@ -34,8 +37,12 @@ PKGS_TEST="mpop fetchmail curl systemd procmail openssl util-linux passwd strace
 # Flags for the test build: the Makefile's defaults plus -Werror, as CI builds.
 WERROR_CFLAGS="-O2 -g -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror"
 
+# make fuzz and make sanitize: clang, and its sanitizer runtimes.
+PKGS_HARDEN="clang libclang-rt-14-dev"
+
 pkgs=$PKGS_DEMO
 [ "$mode" = test ] && pkgs="$PKGS_DEMO $PKGS_TEST"
+[ "$mode" = harden ] && pkgs="$PKGS_DEMO $PKGS_TEST $PKGS_HARDEN"
 
 # --- 1. packages -----------------------------------------------------------
 missing=
@@ -66,6 +73,11 @@ if [ -n "$missing" ]; then
 fi
 
 # --- 2. build and test -----------------------------------------------------
+if [ "$mode" = harden ]; then
+	make fuzz FUZZ_SECONDS="${FUZZ_SECONDS:-20}"
+	make sanitize
+	exit 0
+fi
 if [ "$mode" = test ]; then
 	# -B: an earlier build without -Werror must not let warnings through.
 	make -B CFLAGS="$WERROR_CFLAGS"
