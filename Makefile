@@ -28,7 +28,7 @@ $(PROG): $(OBJS)
 pop3-handler.o: pop3-handler.c params.h auth.h maildrop.h privsep.h sasl.h \
     userstate.h proxy.h vusers.h
 auth.o: auth.c params.h auth.h
-maildrop.o: maildrop.c params.h maildrop.h
+maildrop.o: maildrop.c params.h maildrop.h userstate.h
 privsep.o: privsep.c params.h privsep.h
 sasl.o: sasl.c sasl.h
 userstate.o: userstate.c params.h userstate.h

@@ -20,6 +20,7 @@
 
 #include "maildrop.h"
 #include "params.h"
+#include "userstate.h"
 
 static const char subject_pseudo[] =
     "DON'T DELETE THIS MESSAGE -- FOLDER INTERNAL DATA";
@@ -638,38 +639,6 @@ static int same_file(const char *path, int fd)
 	    a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
-/*
- * Opens the state directory: a directory owned by uid that nobody else may
- * write. With create, it is made (mode 0700) if missing. Returns its
- * descriptor, or -1 with the reason logged (quietly for a missing one that
- * was not to be made).
- */
-static int state_open(const char *dir, uid_t uid, int create)
-{
-	struct stat st;
-	int fd;
-
-	if (!create && access(dir, F_OK) && errno == ENOENT)
-		return -1;
-	if (create && mkdir(dir, 0700) && errno != EEXIST) {
-		syslog(LOG_WARNING, "%s: cannot make the state directory: %m; "
-		    "DELE will not be possible", dir);
-		return -1;
-	}
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
-		syslog(LOG_WARNING, "%s: state directory: %m", dir);
-		return -1;
-	}
-	if (fstat(fd, &st) || st.st_uid != uid || (st.st_mode & 022)) {
-		syslog(LOG_ERR, "%s: refused as state directory: not owned by "
-		    "uid %lu, or writable by others", dir, (unsigned long)uid);
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 static int journal_recover(struct maildrop *md, char *buf, const char **err);
 
 /*
@@ -852,7 +821,7 @@ static void cache_write(struct maildrop *md, char *buf)
 	int fd = -1;
 
 	if (md->state < 0 && md->state_path)
-		md->state = state_open(md->state_path, md->uid, 1);
+		md->state = userstate_open(md->state_path, md->uid, 1);
 	if (md->state < 0 || !h || fstat(md->fd, &st))
 		goto out;
 	memset(&c, 0, sizeof(c));
@@ -954,7 +923,7 @@ int maildrop_open(struct maildrop *md, const char *path, const char *state,
 	memset(md, 0, sizeof(*md));
 	md->fd = -1;
 	md->uid = uid;
-	md->state = state ? state_open(state, uid, 0) : -1;
+	md->state = state ? userstate_open(state, uid, 0) : -1;
 	if (!(md->path = strdup(path)) ||
 	    (state && !(md->state_path = strdup(state)))) {
 		*err = "[SYS/TEMP] Out of memory";
@@ -1510,7 +1479,7 @@ long maildrop_commit(struct maildrop *md, const char **err)
 			deleted = -1;
 		}
 	} else if ((md->state < 0 && (!md->state_path ||
-	    (md->state = state_open(md->state_path, md->uid, 1)) < 0)) ||
+	    (md->state = userstate_open(md->state_path, md->uid, 1)) < 0)) ||
 	    hash_of(md->fd, j.new_end, j.old_end, buf, &j.tail) ||
 	    journal_write(md, &j, r, nr, buf)) {
 		syslog(LOG_ERR, "%s: UPDATE: cannot write the journal: %s; "

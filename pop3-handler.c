@@ -483,7 +483,7 @@ static int find_noeoh(struct session *s)
 static enum result user_state(struct session *s, const char *path)
 {
 	long wait = 0;
-	int dir = userstate_open(path, s->who.uid);
+	int dir = userstate_open(path, s->who.uid, 1);
 
 	if (dir < 0)
 		return reply(s, P_CLOSE, "[SYS/TEMP] No state directory");

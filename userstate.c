@@ -13,12 +13,14 @@
 #include "params.h"
 #include "userstate.h"
 
-int userstate_open(const char *path, uid_t uid)
+int userstate_open(const char *path, uid_t uid, int create)
 {
 	struct stat st;
 	int fd;
 
-	if (mkdir(path, 0700) && errno != EEXIST) {
+	if (!create && access(path, F_OK) && errno == ENOENT)
+		return -1;
+	if (create && mkdir(path, 0700) && errno != EEXIST) {
 		syslog(LOG_ERR, "%s: cannot make the state directory: %m",
 		    path);
 		return -1;

@@ -6,12 +6,14 @@
 #ifndef POP3_USERSTATE_H
 #define POP3_USERSTATE_H
 
+#include <sys/types.h>
 #include <time.h>
 
-/* Opens the state directory path, making it (mode 700) if missing. It must
- * be a directory owned by uid and writable by no one else. Returns its
- * descriptor, or -1 with the reason logged. */
-int userstate_open(const char *path, uid_t uid);
+/* Opens the state directory path, with create making it (mode 700) if
+ * missing. It must be a directory owned by uid and writable by no one else.
+ * Returns its descriptor, or -1 with the reason logged (quietly for a
+ * missing one that was not to be made). */
+int userstate_open(const char *path, uid_t uid, int create);
 
 /* Takes the session lock: an open-file-description write lock on
  * SESSION_LOCK in dir, held through the returned descriptor until it is
