@@ -106,8 +106,8 @@ int auth_pam(const char *service, char *user, const char *password,
 
 /*
  * Reads one line of f into line (size bytes) without its LF. Returns 1 for a
- * line, 0 at the end of the file, or -1 for a line too long or holding a NUL
- * byte, which is read to its end and dropped.
+ * line, 0 at the end of the file, or -1 for a line of size - 1 octets or
+ * more, or holding a NUL byte, which is read to its end and dropped.
  */
 static int secret_line(FILE *f, char *line, size_t size, size_t *len)
 {
@@ -115,7 +115,7 @@ static int secret_line(FILE *f, char *line, size_t size, size_t *len)
 	int c, bad = 0;
 
 	while ((c = getc(f)) != EOF && c != '\n') {
-		if (c == '\0' || n + 1 >= size)
+		if (c == '\0' || n + 2 >= size)
 			bad = 1;
 		else
 			line[n++] = c;
