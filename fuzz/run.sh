@@ -22,7 +22,10 @@ failed=0
 summary=""
 for h in "$@"; do
 	case $h in
-	fuzz-mbox*) seeds=../tests/fuzz-corpus/fuzz-mbox; max_len=8192 ;;
+	# With an 8-octet chunk, 2 KiB is 256 chunks: every path across a
+	# chunk edge is reached, at four times the speed of 8 KiB.
+	fuzz-mbox-chunk8) seeds=../tests/fuzz-corpus/fuzz-mbox; max_len=2048 ;;
+	fuzz-mbox) seeds=../tests/fuzz-corpus/fuzz-mbox; max_len=8192 ;;
 	fuzz-command) seeds=../tests/fuzz-corpus/fuzz-command; max_len=8192 ;;
 	*) seeds=../tests/fuzz-corpus/$h; max_len=4096 ;;
 	esac
