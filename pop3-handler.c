@@ -113,15 +113,16 @@ static void on_alarm(int sig)
 	alarmed = 1;
 }
 
-static int flush_output(void)
+/* Writes buf to the client whole, within the timeout. Returns 0 or -1. */
+static int write_client(const char *buf, size_t len)
 {
 	size_t done = 0;
 	ssize_t n;
 
 	alarmed = 0;
 	alarm(timeout);
-	while (done < out_len) {
-		n = write(STDOUT_FILENO, outbuf + done, out_len - done);
+	while (done < len) {
+		n = write(STDOUT_FILENO, buf + done, len - done);
 		if (n < 0 && errno == EINTR && !alarmed)
 			continue;
 		if (n <= 0)
@@ -129,33 +130,35 @@ static int flush_output(void)
 		done += n;
 	}
 	alarm(0);
-	if (done < out_len) {
+	if (done < len) {
 		syslog(LOG_INFO, "write to client failed: %s",
 		    alarmed ? "timed out" : strerror(errno));
-		out_len = 0;
 		return -1;
 	}
-	out_len = 0;
 	return 0;
 }
 
+static int flush_output(void)
+{
+	size_t n = out_len;
+
+	out_len = 0;
+	return n ? write_client(outbuf, n) : 0;
+}
+
+/*
+ * Queues buf for the client. What does not fit is sent at once: the queue
+ * first, then a large buf straight from where it is, with no copy.
+ */
 static int out(void *ctx, const char *buf, size_t len)
 {
 	(void)ctx;
-	if (out_len + len > sizeof(outbuf) && flush_output())
-		return -1;
 	out_total += len;
-	if (len > sizeof(outbuf)) {
-		while (len) {
-			size_t n = len < sizeof(outbuf) ? len : sizeof(outbuf);
-			memcpy(outbuf, buf, n);
-			out_len = n;
-			if (flush_output())
-				return -1;
-			buf += n;
-			len -= n;
-		}
-		return 0;
+	if (out_len + len > sizeof(outbuf)) {
+		if (flush_output())
+			return -1;
+		if (len >= sizeof(outbuf) / 2)
+			return write_client(buf, len);
 	}
 	memcpy(outbuf + out_len, buf, len);
 	out_len += len;
