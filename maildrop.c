@@ -17,6 +17,14 @@
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+#if defined(__x86_64__) || defined(__i386__)
+/* libxxhash's own run-time choice of SSE2, AVX2 or AVX-512: the same hashes,
+ * at twice the speed of its portable entry points on a recent CPU. */
+#include <xxh_x86dispatch.h>
+#endif
 
 #include "maildrop.h"
 #include "params.h"
@@ -186,7 +194,9 @@ static int write_full(int fd, const char *buf, size_t len, off_t off)
 struct scan {
 	struct maildrop *md;
 	XXH3_state_t *id;	/* From_ line and kept headers: the unique-id */
-	XXH3_state_t *body;	/* the body bytes */
+	XXH3_state_t *body;	/* the first UID_BODY bytes of the body */
+	size_t body_left;	/* of those still to hash */
+	uint64_t body_len;	/* octets of the body, as stored */
 	struct message cur;
 	int in_message, in_from, in_body, header_kept;
 	int pending;		/* bytes of a held-back empty line, or 0 */
@@ -258,6 +268,9 @@ static int scan_finish(struct scan *s, size_t *alloc)
 	for (i = 0; i < 8; i++)
 		h[i] = body >> (8 * i);
 	XXH3_128bits_update(s->id, h, sizeof(h));
+	for (i = 0; i < 8; i++)
+		h[i] = s->body_len >> (8 * i);
+	XXH3_128bits_update(s->id, h, sizeof(h));
 	XXH128_canonicalFromHash(&c, XXH3_128bits_digest(s->id));
 	memcpy(m->uid, c.digest, sizeof(m->uid));
 	m->end = s->next;
@@ -286,6 +299,20 @@ static void scan_start(struct scan *s, off_t off)
 	s->xuidl[0] = '\0';
 	XXH3_128bits_reset(s->id);
 	XXH3_64bits_reset(s->body);
+	s->body_left = UID_BODY;
+	s->body_len = 0;
+}
+
+/* Counts the body octets in p and hashes what is left of its first UID_BODY. */
+static void body_id(struct scan *s, const char *p, size_t len)
+{
+	s->body_len += len;
+	if (len > s->body_left)
+		len = s->body_left;
+	if (len) {
+		XXH3_64bits_update(s->body, p, len);
+		s->body_left -= len;
+	}
 }
 
 /* Takes the held-back empty line into the message as content. */
@@ -294,7 +321,7 @@ static void scan_flush(struct scan *s)
 	if (!s->pending)
 		return;
 	s->cur.size += 2;
-	XXH3_64bits_update(s->body, "\r\n" + (s->pending == 1), s->pending);
+	body_id(s, "\r\n" + (s->pending == 1), s->pending);
 	s->next += s->pending;
 	s->pending = 0;
 }
@@ -329,6 +356,9 @@ static void scan_header(struct scan *s, const char *line, size_t len)
 	if (line[0] == ' ' || line[0] == '\t')
 		return;		/* a continuation keeps the previous verdict */
 	s->header_kept = 1;
+	/* Every header looked at below starts with C, S or X. */
+	if (!memchr("CSXcsx", line[0], 6))
+		return;
 	for (h = volatile_headers; *h; h++)
 		if (header_is(line, len, *h)) {
 			s->header_kept = 0;
@@ -390,7 +420,7 @@ static int scan_piece(struct scan *s, size_t *alloc, off_t off,
 			scan_header(s, p, len);
 	}
 	if (s->in_body)
-		XXH3_64bits_update(s->body, p, len + lf);
+		body_id(s, p, len + lf);
 	else if (s->header_kept) {
 		XXH3_128bits_update(s->id, p, text);
 		if (lf)
@@ -403,6 +433,51 @@ static int scan_piece(struct scan *s, size_t *alloc, off_t off,
 			s->cur.flags |= M_NOEOL;
 	}
 	return 0;
+}
+
+/*
+ * Body lines that are neither empty nor after an empty one, most of a
+ * mailbox, change only the message size. From q, a line start, takes whole
+ * lines up to the first empty one (LF or CRLF alone) or the last newline
+ * before e. Adds their wire size to *size and returns where it stopped: q
+ * when the first line is empty or has no newline yet.
+ *
+ * With SSE2 (every x86-64) the newlines are found sixteen bytes at a time:
+ * a memchr call per line cost more than the rest of the scan.
+ */
+static const char *plain_lines(const char *q, const char *e, off_t *size)
+{
+	const char *line = q, *b = q, *nl;
+	size_t len;
+	off_t n = 0;
+
+#ifdef __SSE2__
+	const __m128i lf = _mm_set1_epi8('\n');
+
+	for (; e - b >= 16; b += 16) {
+		unsigned mask = _mm_movemask_epi8(_mm_cmpeq_epi8(
+		    _mm_loadu_si128((const __m128i *)b), lf));
+
+		for (; mask; mask &= mask - 1) {
+			nl = b + __builtin_ctz(mask);
+			len = nl - line;
+			if (len == 0 || (len == 1 && *line == '\r'))
+				goto out;
+			n += len - (nl[-1] == '\r') + 2;
+			line = nl + 1;
+		}
+	}
+#endif
+	for (; (nl = memchr(b, '\n', e - b)); b = line) {
+		len = nl - line;
+		if (len == 0 || (len == 1 && *line == '\r'))
+			break;
+		n += len - (nl[-1] == '\r') + 2;
+		line = nl + 1;
+	}
+out:
+	*size += n;
+	return line;
 }
 
 /*
@@ -440,17 +515,12 @@ static int scan(struct maildrop *md, off_t from)
 			 * after an empty one: all they change is the size, and
 			 * their bytes go to the body hash as one span.
 			 */
-			char *q = buf + p, *e = buf + have;
 			off_t size = 0;
+			char *q = (char *)plain_lines(buf + p, buf + have,
+			    &size);
 
-			while ((nl = memchr(q, '\n', e - q)) && nl - q > 1)
-				size += (nl - q) - (nl[-1] == '\r') + 2, q = nl + 1;
-			if (nl && nl - q == 1 && q[0] != '\r') {
-				size += 3;	/* one character and its LF */
-				q = nl + 1;
-			}
 			if (q > buf + p) {
-				XXH3_64bits_update(s.body, buf + p, q - (buf + p));
+				body_id(&s, buf + p, q - (buf + p));
 				s.cur.size += size;
 				p = q - buf;
 				s.next = pos + p;
@@ -664,7 +734,7 @@ struct cache_header {
 	uint64_t check;			/* XXH3 of what follows, seeded with the above */
 };
 
-static const char cache_magic[8] = "P3CACHE1";
+static const char cache_magic[8] = "P3CACHE2";
 
 /* The message sampled as the kth of CACHE_SAMPLES. */
 static size_t sample_index(size_t count, int k)

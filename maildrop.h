@@ -16,7 +16,7 @@ struct message {
 	off_t data;		/* first header byte */
 	off_t end;		/* end of the message, before any separator line */
 	off_t size;		/* octets on the wire, every line end as CRLF */
-	unsigned char uid[16];	/* MD5 of From_ line, headers and body */
+	unsigned char uid[16];	/* XXH3-128: see "Unique-ids" in README */
 	uint32_t dup;		/* suffix ".n" (0: none); with M_XUIDL, the
 				 * pool offset of the X-UIDL value instead */
 	uint32_t flags;
