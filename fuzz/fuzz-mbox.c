@@ -20,7 +20,7 @@
  *
  * Any violation abort()s, which libFuzzer reports as a crash.
  *
- * Built twice by fuzz/Makefile: fuzz-mbox with the real 1 MiB MAILBOX_CHUNK,
+ * Built twice by fuzz/Makefile: fuzz-mbox with the real 128 KiB MAILBOX_CHUNK,
  * and fuzz-mbox-chunk8 with FUZZ_CHUNK=8, so that small inputs reach the
  * paths for lines longer than the scan buffer and for a CR at the end of a
  * send chunk. With a tiny chunk only the first piece of a long header line is
@@ -35,7 +35,7 @@
 #endif
 
 /*
- * scan() mallocs a MAILBOX_CHUNK buffer on every call, and a fresh 1 MiB
+ * scan() mallocs a MAILBOX_CHUNK buffer on every call, and a fresh 128 KiB
  * mapping per execution costs more than the rest of the harness. That one
  * block is kept between executions instead, and poisoned while it is "free",
  * so a use after free is still caught; every other allocation is the real one.
