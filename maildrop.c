@@ -772,11 +772,21 @@ static int cache_probes(struct maildrop *md, struct cache_header *c, char *buf)
 	return 0;
 }
 
-static uint64_t cache_check(const struct cache_header *c, const void *rest,
-    size_t len)
+/* The XXH3 of a cache's header fields, its message table and its pool: the
+ * table and the pool come apart, so that neither is read twice. */
+static uint64_t cache_check(const struct cache_header *c, const void *msg,
+    size_t msgs, const void *pool, size_t pool_len)
 {
-	return XXH3_64bits_withSeed(rest, len,
-	    XXH3_64bits(c, offsetof(struct cache_header, check)));
+	XXH3_state_t *h = XXH3_createState();
+	uint64_t sum = 0;
+
+	if (h && XXH3_64bits_reset_withSeed(h, XXH3_64bits(c,
+	    offsetof(struct cache_header, check))) == XXH_OK &&
+	    XXH3_64bits_update(h, msg, msgs) == XXH_OK &&
+	    XXH3_64bits_update(h, pool, pool_len) == XXH_OK)
+		sum = XXH3_64bits_digest(h);
+	XXH3_freeState(h);
+	return sum;
 }
 
 /* Whether a table read from a cache is one our scan could have made. */
@@ -816,8 +826,7 @@ static int cache_load(struct maildrop *md, const struct stat *st, char *buf)
 {
 	struct cache_header c, now;
 	struct stat cs;
-	char *rest = NULL;
-	size_t len, msgs;
+	size_t msgs;
 	int fd;
 
 	if (md->state < 0)
@@ -838,20 +847,19 @@ static int cache_load(struct maildrop *md, const struct stat *st, char *buf)
 	    c.count > SIZE_MAX / sizeof(struct message) / 2 ||
 	    c.pool_len > SIZE_MAX / 4)
 		goto fail;
+	/* Read straight into the table: a copy in between doubled the
+	 * session's peak memory. */
 	msgs = c.count * sizeof(struct message);
-	len = msgs + c.pool_len;
-	if ((uint64_t)cs.st_size != sizeof(c) + len || !(rest = malloc(len)) ||
-	    read_full(fd, rest, len, sizeof(c)) != (ssize_t)len ||
-	    cache_check(&c, rest, len) != c.check)
-		goto fail;
 	md->alloc = c.count + 1024;
 	md->pool_size = c.pool_len;
-	if (!(md->msg = malloc(md->alloc * sizeof(struct message))) ||
-	    (c.pool_len && !(md->pool = malloc(c.pool_len))))
+	if ((uint64_t)cs.st_size != sizeof(c) + msgs + c.pool_len ||
+	    !(md->msg = malloc(md->alloc * sizeof(struct message))) ||
+	    (c.pool_len && !(md->pool = malloc(c.pool_len))) ||
+	    read_full(fd, (char *)md->msg, msgs, sizeof(c)) != (ssize_t)msgs ||
+	    read_full(fd, md->pool, c.pool_len, sizeof(c) + msgs) !=
+	    (ssize_t)c.pool_len ||
+	    cache_check(&c, md->msg, msgs, md->pool, c.pool_len) != c.check)
 		goto fail;
-	memcpy(md->msg, rest, msgs);
-	if (c.pool_len)
-		memcpy(md->pool, rest + msgs, c.pool_len);
 	md->count = c.count;
 	md->pool_len = c.pool_len;
 	md->length = c.length;
@@ -863,12 +871,10 @@ static int cache_load(struct maildrop *md, const struct stat *st, char *buf)
 	    now.tail != c.tail || memcmp(now.samples, c.samples,
 	    sizeof(c.samples)))
 		goto fail;
-	free(rest);
 	close(fd);
 	return md->length == st->st_size ? 1 : 0;
 
 fail:
-	free(rest);
 	close(fd);
 	free(md->msg);
 	free(md->pool);
@@ -885,14 +891,13 @@ static void cache_write(struct maildrop *md, char *buf)
 {
 	struct cache_header c;
 	struct stat st;
-	XXH3_state_t *h = XXH3_createState();
 	char tmp[32];
 	size_t msgs = md->count * sizeof(struct message);
 	int fd = -1;
 
 	if (md->state < 0 && md->state_path)
 		md->state = userstate_open(md->state_path, md->uid, 1);
-	if (md->state < 0 || !h || fstat(md->fd, &st))
+	if (md->state < 0 || fstat(md->fd, &st))
 		goto out;
 	memset(&c, 0, sizeof(c));
 	memcpy(c.magic, cache_magic, sizeof(c.magic));
@@ -909,11 +914,8 @@ static void cache_write(struct maildrop *md, char *buf)
 	c.pool_len = md->pool_len;
 	if (st.st_size != md->length || cache_probes(md, &c, buf))
 		goto out;	/* it grew after we read it: next time */
-	XXH3_64bits_reset_withSeed(h, XXH3_64bits(&c,
-	    offsetof(struct cache_header, check)));
-	XXH3_64bits_update(h, md->msg, msgs);
-	XXH3_64bits_update(h, md->pool, md->pool_len);
-	c.check = XXH3_64bits_digest(h);
+	if (!(c.check = cache_check(&c, md->msg, msgs, md->pool, md->pool_len)))
+		goto out;
 	/* Two sessions writing at once make a cache that fails its check. */
 	snprintf(tmp, sizeof(tmp), "cache.new");
 	fd = openat(md->state, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
@@ -928,7 +930,6 @@ static void cache_write(struct maildrop *md, char *buf)
 out:
 	if (fd >= 0)
 		close(fd);
-	XXH3_freeState(h);
 }
 
 /* Numbers the messages once the table is complete. */
