@@ -76,14 +76,19 @@ now() { date +%s%N; }
 		t1=$(now)
 		echo $(( (t1 - t0) / 1000000 ))
 	}
-	: > "$T/known"; : > "$T/unknown"
+	# One file per try, and "wait" until no job runs: a single wait can
+	# return early on a signal, which once left a try uncounted.
+	mkdir "$T/times"
 	for round in 1 2 3 4; do
 		for i in 1 2 3 4 5; do
-			run_one alice >> "$T/known" &
-			run_one "nosuchuser$i" >> "$T/unknown" &
+			run_one alice > "$T/times/known.$round.$i" &
+			run_one "nosuchuser$i" > "$T/times/unknown.$round.$i" &
 		done
-		wait
+		while [ -n "$(jobs -pr)" ]; do wait || :; done
 	done
+	cat "$T"/times/known.* > "$T/known"
+	cat "$T"/times/unknown.* > "$T/unknown"
+	echo "# tries timed: $(wc -l < "$T/known") known, $(wc -l < "$T/unknown") unknown" >&3
 	[ "$(wc -l < "$T/known")" -eq 20 ] && [ "$(wc -l < "$T/unknown")" -eq 20 ]
 	ratio=$(python3 -c 'import sys, statistics as s
 k = s.mean(map(int, open(sys.argv[1]))); u = s.mean(map(int, open(sys.argv[2])))
