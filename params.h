@@ -55,9 +55,10 @@
 #define INPUT_BUFFER		4096
 #define OUTPUT_BUFFER		65536
 
-/* Body bytes in a unique-id: with the headers and the size, enough to tell
- * messages apart, and the scan need not hash every body byte. */
+/* Body bytes in a unique-id: with the headers and the body's length, enough
+ * to tell messages apart, and the scan need not hash every body byte. */
 #define UID_BODY		1024
+
 /* Mailbox scanning and copying chunk. */
 #define MAILBOX_CHUNK		(1 << 17)
 /* The cache's checks: From_ lines sampled, and bytes read at each and at
