@@ -17,7 +17,7 @@ DESTDIR =
 BATS ?= bats
 
 PROG = pop3-handler
-OBJS = pop3-handler.o auth.o maildrop.o privsep.o sasl.o userstate.o \
+OBJS = pop3-handler.o auth.o maildrop.o lines.o privsep.o sasl.o userstate.o \
     proxy.o vusers.o
 
 all: $(PROG)
@@ -28,7 +28,8 @@ $(PROG): $(OBJS)
 pop3-handler.o: pop3-handler.c params.h auth.h maildrop.h privsep.h sasl.h \
     userstate.h proxy.h vusers.h
 auth.o: auth.c params.h auth.h
-maildrop.o: maildrop.c params.h maildrop.h userstate.h
+maildrop.o: maildrop.c params.h lines.h maildrop.h userstate.h
+lines.o: lines.c lines.h
 privsep.o: privsep.c params.h privsep.h
 sasl.o: sasl.c sasl.h
 userstate.o: userstate.c params.h userstate.h

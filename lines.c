@@ -1,0 +1,230 @@
+/*
+ * Lines of a mailbox, fast: where a body ends, and the wire form of a
+ * message. The plain versions go a line at a time with memchr. The AVX2
+ * versions look at 64 (lines_body) or 32 (lines_wire) bytes at a time and
+ * spend work on a line only where it matters: lines_body only on a line that
+ * starts with 'F', lines_wire once per line end. Profiled on 178 MB (bench/):
+ * a memchr call per line cost more than the rest of the scan.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "lines.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define LINES_AVX2 1
+#endif
+
+static const char *body_plain(const char *q, const char *e, off_t *size)
+{
+	const char *line = q, *nl;
+	off_t n = 0;
+
+	while ((nl = memchr(line, '\n', e - line))) {
+		size_t len = nl - line;
+
+		/* An empty line: it ends the body if a From_ line follows, and
+		 * we cannot tell yet when fewer than five bytes do. */
+		if ((len == 0 || (len == 1 && *line == '\r')) &&
+		    (e - (nl + 1) < 5 || !memcmp(nl + 1, "From ", 5)))
+			break;
+		n += len - (len && nl[-1] == '\r') + 2;
+		line = nl + 1;
+	}
+	*size += n;
+	return line;
+}
+
+static const char *wire_plain(const char *p, const char *e, char **op,
+    const char *oe, int *bol)
+{
+	char *o = *op;
+	const char *nl;
+
+	if (!*bol)
+		return p;	/* mid-line: the caller's own loop goes on */
+	while ((nl = memchr(p, '\n', e - p))) {
+		size_t len = nl - p;
+
+		if (len + 3 > (size_t)(oe - o))
+			break;
+		if (*p == '.')
+			*o++ = '.';
+		len -= len && nl[-1] == '\r';
+		memcpy(o, p, len);
+		o += len;
+		*o++ = '\r';
+		*o++ = '\n';
+		p = nl + 1;
+	}
+	*op = o;
+	return p;
+}
+
+#ifdef LINES_AVX2
+#define AVX2 __attribute__((target("avx2,bmi,popcnt")))
+
+/* The bytes of p[0, 64) that are c, as bits. */
+AVX2 static inline uint64_t match64(const char *p, __m256i c)
+{
+	__m256i a = _mm256_loadu_si256((const __m256i *)p);
+	__m256i b = _mm256_loadu_si256((const __m256i *)(p + 32));
+
+	return (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(a, c)) |
+	    (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, c)) <<
+	    32;
+}
+
+/*
+ * Counts line ends and CR LF pairs by popcount, 64 bytes at a time, and
+ * looks only at an 'F' after an LF: the empty line before a From_ line ends
+ * in LF LF F or LF CR LF F. The byte before q ended a line, so it counts as
+ * an LF; the line it ended was not empty, so q is no From_ line.
+ */
+AVX2 static const char *body_avx2(const char *q, const char *e, off_t *size)
+{
+	const __m256i lf = _mm256_set1_epi8('\n'), cr = _mm256_set1_epi8('\r');
+	const __m256i f = _mm256_set1_epi8('F');
+	uint64_t lf_in = 1, cr_in = 0, lfs = 0, crlfs = 0;
+	const char *b, *s, *t;
+
+	for (b = q; e - b >= 64 + 8; b += 64) {
+		uint64_t l = match64(b, lf), c = match64(b, cr);
+		uint64_t crlf = l & (c << 1 | cr_in);
+		uint64_t cand = match64(b, f) & (l << 1 | lf_in);
+
+		for (; cand; cand &= cand - 1) {
+			const char *p = b + __builtin_ctzll(cand);
+
+			if (p == q)
+				continue;
+			if (p == q + 1 || p[-2] == '\n')
+				s = p - 1;
+			else if (p[-2] == '\r' && (p == q + 2 || p[-3] == '\n'))
+				s = p - 2;
+			else
+				continue;
+			if (memcmp(p, "From ", 5))
+				continue;
+			/* the separator at s: count [q, s) only */
+			if (s >= b) {
+				uint64_t below = ((uint64_t)1 << (s - b)) - 1;
+
+				lfs += __builtin_popcountll(l & below);
+				crlfs += __builtin_popcountll(crlf & below);
+			}
+			for (t = s; t < b; t++)
+				if (*t == '\n') {
+					lfs--;
+					crlfs -= t > q && t[-1] == '\r';
+				}
+			*size += (s - q) + lfs - crlfs;
+			return s;
+		}
+		lfs += __builtin_popcountll(l);
+		crlfs += __builtin_popcountll(crlf);
+		lf_in = l >> 63;
+		cr_in = c >> 63;
+	}
+	/*
+	 * No separator starts before b - 2 (one at b - 2 or b - 1 would have its
+	 * 'F' at b or later). Stop after the last LF before that: only b - 2 and
+	 * b - 1 can hold line ends that were counted past it.
+	 */
+	if (b - q < 3 || !(s = memrchr(q, '\n', (b - 2) - q)))
+		return q;
+	s++;
+	for (t = s > b - 2 ? s : b - 2; t < b; t++)
+		if (*t == '\n') {
+			lfs--;
+			crlfs -= t[-1] == '\r';
+		}
+	*size += (s - q) + lfs - crlfs;
+	return s;
+}
+
+/*
+ * 32 bytes go out as they are, and where the first LF among them is, a CR
+ * goes in before it (unless there is one) and the next 32 bytes are taken
+ * from after it: one unaligned load and store per block or line end.
+ */
+AVX2 static const char *wire_avx2(const char *p, const char *e, char **op,
+    const char *oe, int *bol)
+{
+	const __m256i lf = _mm256_set1_epi8('\n');
+	char *o = *op;
+	int cr = 0;	/* the byte before p is a CR */
+
+	if (*bol && e - p >= 32 && oe - o >= LINES_ROOM) {
+		if (*p == '.')
+			*o++ = '.';
+		*bol = 0;
+	}
+	while (e - p >= 32 && oe - o >= LINES_ROOM && !*bol) {
+		__m256i v = _mm256_loadu_si256((const __m256i *)p);
+		unsigned m = _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, lf));
+		unsigned k;
+
+		_mm256_storeu_si256((__m256i *)o, v);
+		if (!m) {
+			cr = p[31] == '\r';
+			p += 32;
+			o += 32;
+			continue;
+		}
+		k = __builtin_ctz(m);
+		if (k ? p[k - 1] == '\r' : cr)
+			o += k + 1;	/* CR LF as it was */
+		else {
+			o[k] = '\r';
+			o[k + 1] = '\n';
+			o += k + 2;
+		}
+		p += k + 1;
+		cr = 0;
+		if (p == e)
+			*bol = 1;
+		else if (*p == '.')
+			*o++ = '.';
+	}
+	if (cr) {	/* the byte after that CR decides it: the caller's */
+		p--;
+		o--;
+	}
+	*op = o;
+	return p;
+}
+
+static int have_avx2(void)
+{
+	static int have = -1;
+
+	if (have < 0) {
+		__builtin_cpu_init();
+		have = __builtin_cpu_supports("avx2") &&
+		    __builtin_cpu_supports("popcnt") &&
+		    __builtin_cpu_supports("bmi");
+	}
+	return have;
+}
+#endif
+
+const char *lines_body(const char *q, const char *e, off_t *size)
+{
+#ifdef LINES_AVX2
+	if (have_avx2())
+		return body_avx2(q, e, size);
+#endif
+	return body_plain(q, e, size);
+}
+
+const char *lines_wire(const char *p, const char *e, char **o, const char *oe,
+    int *bol)
+{
+#ifdef LINES_AVX2
+	if (have_avx2())
+		return wire_avx2(p, e, o, oe, bol);
+#endif
+	return wire_plain(p, e, o, oe, bol);
+}
