@@ -3,8 +3,9 @@
  * message. The plain versions go a line at a time with memchr. The AVX2
  * versions look at 64 (lines_body) or 32 (lines_wire) bytes at a time and
  * spend work on a line only where it matters: lines_body only on a line that
- * starts with 'F', lines_wire once per line end. Profiled on 178 MB (bench/):
- * a memchr call per line cost more than the rest of the scan.
+ * starts with 'F', lines_wire once per line end or dot to stuff. Profiled on
+ * 178 MB (bench/): a memchr call per line cost more than the rest of the
+ * scan, and more than the copying in RETR.
  */
 #include <stdint.h>
 #include <string.h>
@@ -145,52 +146,57 @@ AVX2 static const char *body_avx2(const char *q, const char *e, off_t *size)
 }
 
 /*
- * 32 bytes go out as they are, and where the first LF among them is, a CR
- * goes in before it (unless there is one) and the next 32 bytes are taken
- * from after it: one unaligned load and store per block or line end.
+ * 32 bytes at a time go out as they are, and then for each byte among them
+ * that needs one before it (a CR before an LF that has none, a '.' before a
+ * '.' that starts a line), that byte goes in and the rest of the block is
+ * stored again one further on. The blocks are taken at a fixed stride, so
+ * that loads never wait for the line ends found: taking the next block from
+ * after each line end instead cost twice the time.
  */
 AVX2 static const char *wire_avx2(const char *p, const char *e, char **op,
     const char *oe, int *bol)
 {
-	const __m256i lf = _mm256_set1_epi8('\n');
+	const __m256i lf = _mm256_set1_epi8('\n'), cr = _mm256_set1_epi8('\r');
+	const __m256i dot = _mm256_set1_epi8('.');
+	const char *start = p;
 	char *o = *op;
-	int cr = 0;	/* the byte before p is a CR */
+	unsigned lf_in = *bol, cr_in = 0, m, i;
 
-	if (*bol && e - p >= 32 && oe - o >= LINES_ROOM) {
-		if (*p == '.')
-			*o++ = '.';
-		*bol = 0;
-	}
-	while (e - p >= 32 && oe - o >= LINES_ROOM && !*bol) {
+	/* a block, and a second one for the stores that shift it */
+	while (e - p >= 64 && oe - o >= LINES_ROOM) {
 		__m256i v = _mm256_loadu_si256((const __m256i *)p);
-		unsigned m = _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, lf));
-		unsigned k;
+		unsigned l = _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, lf));
+		unsigned c = _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, cr));
+		unsigned d = _mm256_movemask_epi8(_mm256_cmpeq_epi8(v, dot));
 
+		m = (l & ~(c << 1 | cr_in)) | (d & (l << 1 | lf_in));
 		_mm256_storeu_si256((__m256i *)o, v);
-		if (!m) {
-			cr = p[31] == '\r';
-			p += 32;
-			o += 32;
-			continue;
+		/* The first insertion unconditionally (with none, it stores
+		 * past the block, where the next one goes): most blocks have
+		 * one or none, and a branch there would mispredict. */
+		i = _tzcnt_u32(m);
+		_mm256_storeu_si256((__m256i *)(o + i + 1),
+		    _mm256_loadu_si256((const __m256i *)(p + i)));
+		o[i] = p[i] == '\n' ? '\r' : '.';
+		o += m != 0;
+		for (m &= m - 1; m; m &= m - 1) {
+			i = _tzcnt_u32(m);
+			_mm256_storeu_si256((__m256i *)(o + i + 1),
+			    _mm256_loadu_si256((const __m256i *)(p + i)));
+			o[i] = p[i] == '\n' ? '\r' : '.';
+			o++;
 		}
-		k = __builtin_ctz(m);
-		if (k ? p[k - 1] == '\r' : cr)
-			o += k + 1;	/* CR LF as it was */
-		else {
-			o[k] = '\r';
-			o[k + 1] = '\n';
-			o += k + 2;
-		}
-		p += k + 1;
-		cr = 0;
-		if (p == e)
-			*bol = 1;
-		else if (*p == '.')
-			*o++ = '.';
+		lf_in = l >> 31;
+		cr_in = c >> 31;
+		p += 32;
+		o += 32;
 	}
-	if (cr) {	/* the byte after that CR decides it: the caller's */
-		p--;
-		o--;
+	if (p > start) {
+		if (cr_in) {	/* the byte after that CR decides it: the caller's */
+			p--;
+			o--;
+		}
+		*bol = p[-1] == '\n';
 	}
 	*op = o;
 	return p;

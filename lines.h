@@ -14,8 +14,9 @@
  * the rest with its own code, or after reading on. */
 #define LINES_SLACK	80
 
-/* Room lines_wire needs before oe to take a step. */
-#define LINES_ROOM	34
+/* Room lines_wire needs before oe to take a step: a block of 32 that may
+ * double, and the stores that shift it. */
+#define LINES_ROOM	100
 
 /*
  * Body lines from q, a line start whose previous line is not empty, towards

@@ -482,7 +482,7 @@ static size_t header_lines(struct scan *s, const char *p, const char *e)
 static int scan(struct maildrop *md, off_t from)
 {
 	struct scan s;
-	char *buf = malloc(MAILBOX_CHUNK);
+	char *buf;
 	XXH3_state_t *whole = XXH3_createState();
 	size_t have = 0, p = 0, linelen = 0;
 	off_t pos = from;	/* file offset of buf[0] */
@@ -494,6 +494,10 @@ static int scan(struct maildrop *md, off_t from)
 	s.at_separator = 1;
 	s.body = XXH3_createState();
 	s.id = XXH3_createState();
+	md->win_len = 0;	/* the window's buffer is the scan's */
+	if (!md->rbuf)
+		md->rbuf = malloc(MAILBOX_CHUNK);
+	buf = md->rbuf;
 	if (!buf || !s.body || !s.id || !whole ||
 	    XXH3_64bits_reset(whole) != XXH_OK)
 		goto out;
@@ -589,7 +593,6 @@ out:
 	XXH3_freeState(whole);
 	XXH3_freeState(s.body);
 	XXH3_freeState(s.id);
-	free(buf);
 	errno = n;
 	return ret;
 }
@@ -998,14 +1001,14 @@ int maildrop_open(struct maildrop *md, const char *path, const char *state,
 	if (!(md->path = strdup(path)) ||
 	    (state && !(md->state_path = strdup(state)))) {
 		*err = "[SYS/TEMP] Out of memory";
-		return -1;
+		goto fail;
 	}
 	for (tries = 0; tries < 3; tries++) {
 		fd = open_checked(path, uid, &st, err);
 		if (fd == -2)
 			return 0;	/* no file: an empty maildrop */
 		if (fd < 0)
-			return -1;
+			goto fail;
 		md->fd = fd;
 		if (lock(md)) {
 			if (errno == EAGAIN) {
@@ -1029,17 +1032,18 @@ int maildrop_open(struct maildrop *md, const char *path, const char *state,
 	if (md->fd < 0) {
 		syslog(LOG_ERR, "%s: keeps being replaced", path);
 		*err = "[SYS/TEMP] Mailbox keeps changing";
-		return -1;
+		goto fail;
 	}
 	md->dev = st.st_dev;
 	md->ino = st.st_ino;
-	if (!(buf = malloc(MAILBOX_CHUNK))) {
+	/* Scratch for the journal and the cache, the scan's buffer, and
+	 * then RETR's window (see window()). */
+	if (!(buf = md->rbuf = malloc(MAILBOX_CHUNK))) {
 		*err = "[SYS/TEMP] Out of memory";
 		unlock(md);
 		goto fail;
 	}
 	if (journal_recover(md, buf, err)) {
-		free(buf);
 		unlock(md);
 		goto fail;
 	}
@@ -1048,10 +1052,9 @@ int maildrop_open(struct maildrop *md, const char *path, const char *state,
 		unlock(md);
 		if (fresh)
 			cache_write(md, buf);
-		free(buf);
+		md->win_len = 0;
 		return 0;
 	}
-	free(buf);
 	{
 		if (errno == EINVAL) {
 			syslog(LOG_ERR, "%s: refused: not an mbox (no From_ "
@@ -1066,18 +1069,55 @@ int maildrop_open(struct maildrop *md, const char *path, const char *state,
 	}
 
 fail:
-	close(md->fd);
-	md->fd = -1;
+	maildrop_close(md);
 	return -1;
+}
+
+/*
+ * The bytes of the file at off, up to end: a pointer into the window, and in
+ * *n how many of them it holds (at least one). Outside the window, a new one
+ * is read from off. Returns NULL with errno set (EIO: the file ends first).
+ * RETR of every message reads 128 KiB at a time this way, not two reads a
+ * message.
+ */
+static const char *window(struct maildrop *md, off_t off, off_t end, size_t *n)
+{
+	if (off < md->win_off || off >= md->win_off + (off_t)md->win_len) {
+		ssize_t got;
+
+		md->win_len = 0;
+		if (!md->rbuf && !(md->rbuf = malloc(MAILBOX_CHUNK)))
+			return NULL;
+		got = read_full(md->fd, md->rbuf, MAILBOX_CHUNK, off);
+		if (got <= 0) {
+			if (got == 0)
+				errno = EIO;
+			return NULL;
+		}
+		md->win_off = off;
+		md->win_len = got;
+	}
+	*n = md->win_off + md->win_len - off;
+	if ((off_t)*n > end - off)
+		*n = end - off;
+	return md->rbuf + (off - md->win_off);
 }
 
 int maildrop_still(struct maildrop *md, const struct message *m)
 {
-	char head[6];
 	int skip = m->from > 0;
+	off_t at = m->from - skip, end = m->from + 5;
+	const char *p = NULL;
+	char head[6];
+	size_t n, got = 0;
 
-	if (read_full(md->fd, head, 5 + skip, m->from - skip) != 5 + skip ||
-	    (skip && head[0] != '\n') || memcmp(head + skip, "From ", 5)) {
+	/* what the window has, then what follows it */
+	while (got < (size_t)(end - at) &&
+	    (p = window(md, at + got, end, &n))) {
+		memcpy(head + got, p, n);
+		got += n;
+	}
+	if (!p || (skip && head[0] != '\n') || memcmp(head + skip, "From ", 5)) {
 		syslog(LOG_ERR, "%s: no longer has a From_ line at offset %lld: "
 		    "changed by another program during the session", md->path,
 		    (long long)m->from);
@@ -1093,137 +1133,104 @@ struct message *maildrop_get(struct maildrop *md, unsigned long n)
 	return &md->msg[md->first + n - 1];
 }
 
+/* Room for n more bytes in out, flushing it if need be. 0 or -1. */
+static int room(struct maildrop_out *out, size_t n)
+{
+	return out->size - out->len >= n ? 0 : out->flush(out);
+}
+
+int maildrop_put(struct maildrop_out *out, const char *s, size_t n)
+{
+	while (n > out->size - out->len) {
+		size_t fit = out->size - out->len;
+
+		memcpy(out->buf + out->len, s, fit);
+		out->len += fit;
+		if (out->flush(out))
+			return -1;
+		s += fit;
+		n -= fit;
+	}
+	memcpy(out->buf + out->len, s, n);
+	out->len += n;
+	return 0;
+}
+
 /*
  * The wire form: every line end becomes CRLF (a CR already before the LF is
  * not doubled), a line that starts with "." gets another, and a last line
  * with no newline gets a CRLF. A CR at the end of a chunk is held back until
- * the next byte shows whether a LF follows it.
- *
- * The wire bytes are built in one buffer and handed to the writer a buffer at
- * a time: a call per line cost three times the copying itself.
+ * the next byte shows whether a LF follows it. RETR goes through lines_wire
+ * wherever it can, straight into the client's buffer; TOP, which counts body
+ * lines, and the ends of chunks go a line at a time here.
  */
-struct wire {
-	char buf[OUTPUT_BUFFER];
-	size_t len;
-	maildrop_writer write;
-	void *ctx;
-};
-
-static int wire_flush(struct wire *w)
-{
-	size_t n = w->len;
-
-	w->len = 0;
-	return n ? w->write(w->ctx, w->buf, n) : 0;
-}
-
-/* Appends s to the wire buffer, flushing it whenever it fills. */
-static int wire_add(struct wire *w, const char *s, size_t n)
-{
-	while (n > sizeof(w->buf) - w->len) {
-		size_t room = sizeof(w->buf) - w->len;
-
-		memcpy(w->buf + w->len, s, room);
-		w->len += room;
-		if (wire_flush(w))
-			return -1;
-		s += room;
-		n -= room;
-	}
-	memcpy(w->buf + w->len, s, n);
-	w->len += n;
-	return 0;
-}
-
 int maildrop_send(struct maildrop *md, const struct message *m, long long lines,
-    maildrop_writer write, void *ctx)
+    struct maildrop_out *out)
 {
-	static char buf[MAILBOX_CHUNK];
-	static struct wire w;
 	off_t off = m->data;
 	int bol = 1, held_cr = 0, in_body = 0;
 	size_t linelen = 0;	/* bytes of the current line, CR excluded */
 	long long sent = 0;	/* body lines */
 
-	w.len = 0;
-	w.write = write;
-	w.ctx = ctx;
 	while (off < m->end) {
-		size_t want = m->end - off < (off_t)sizeof(buf) ?
-		    (size_t)(m->end - off) : sizeof(buf);
-		ssize_t n = read_full(md->fd, buf, want, off);
-		const char *p = buf, *e;
+		size_t n;
+		const char *p = window(md, off, m->end, &n), *e;
 
-		if (n < 0 || (size_t)n != want) {
+		if (!p) {
 			syslog(LOG_ERR, "%s: %s at offset %lld", md->path,
-			    n < 0 ? strerror(errno) : "file shrank",
+			    errno == EIO ? "file shrank" : strerror(errno),
 			    (long long)off);
-			wire_flush(&w);
 			return -1;
 		}
 		off += n;
-		e = buf + n;
+		e = p + n;
 		while (p < e) {
 			const char *nl, *stop;
 
-			if (in_body && lines < 0 && bol && !held_cr) {
-				/*
-				 * The body of a RETR: no lines to count, so
-				 * whole lines go out with the least work.
-				 */
-				while ((nl = memchr(p, '\n', e - p))) {
-					size_t len = nl - p;
+			if (lines < 0 && !held_cr) {
+				char *o;
 
-					if (len + 3 > sizeof(w.buf) - w.len)
-						break;
-					if (*p == '.')
-						w.buf[w.len++] = '.';
-					len -= len && nl[-1] == '\r';
-					memcpy(w.buf + w.len, p, len);
-					w.len += len;
-					w.buf[w.len++] = '\r';
-					w.buf[w.len++] = '\n';
-					p = nl + 1;
-				}
+				if (out->size - out->len < LINES_ROOM &&
+				    out->flush(out))
+					return -1;
+				o = out->buf + out->len;
+				p = lines_wire(p, e, &o, out->buf + out->size,
+				    &bol);
+				out->len = o - out->buf;
 				if (p == e)
 					break;
 			}
 			/* Room for the stuffed dot, a held CR and the CRLF. */
-			if (sizeof(w.buf) - w.len < 4 && wire_flush(&w))
+			if (room(out, 4))
 				return -1;
 			if (bol) {
 				if (in_body && lines >= 0 && sent >= lines)
-					return wire_flush(&w);
+					return 0;
 				if (*p == '.')
-					w.buf[w.len++] = '.';
+					out->buf[out->len++] = '.';
 				bol = 0;
 			}
 			nl = memchr(p, '\n', e - p);
 			stop = nl ? nl : e;
 			if (stop > p) {
 				if (held_cr) {
-					w.buf[w.len++] = '\r';
+					out->buf[out->len++] = '\r';
 					linelen++;	/* content after all */
 				}
 				held_cr = stop[-1] == '\r';
 				stop -= held_cr;
 			}
 			if (stop > p) {
-				size_t len = stop - p;
-
-				if (len <= sizeof(w.buf) - w.len - 2) {
-					memcpy(w.buf + w.len, p, len);
-					w.len += len;
-				} else if (wire_add(&w, p, len))
+				if (maildrop_put(out, p, stop - p))
 					return -1;
-				linelen += len;
+				linelen += stop - p;
 			}
 			if (!nl)
 				break;
-			if (sizeof(w.buf) - w.len < 2 && wire_flush(&w))
+			if (room(out, 2))
 				return -1;
-			w.buf[w.len++] = '\r';
-			w.buf[w.len++] = '\n';
+			out->buf[out->len++] = '\r';
+			out->buf[out->len++] = '\n';
 			if (in_body)
 				sent++;
 			else if (linelen == 0)
@@ -1234,11 +1241,11 @@ int maildrop_send(struct maildrop *md, const struct message *m, long long lines,
 			p = nl + 1;
 		}
 	}
-	if (held_cr && wire_add(&w, "\r", 1))
+	if (held_cr && maildrop_put(out, "\r", 1))
 		return -1;
-	if ((m->flags & M_NOEOL) && !bol && wire_add(&w, "\r\n", 2))
+	if ((m->flags & M_NOEOL) && !bol && maildrop_put(out, "\r\n", 2))
 		return -1;
-	return wire_flush(&w);
+	return 0;
 }
 
 /*
@@ -1658,6 +1665,7 @@ void maildrop_close(struct maildrop *md)
 	free(md->pool);
 	free(md->path);
 	free(md->state_path);
+	free(md->rbuf);
 	memset(md, 0, sizeof(*md));
 	md->fd = md->state = -1;
 }

@@ -52,17 +52,27 @@ struct maildrop {
 	size_t first;		/* index of message 1: 0, or 1 after a hidden one */
 	char *pool;		/* X-UIDL values, NUL-terminated */
 	size_t pool_len, pool_size;
+	char *rbuf;		/* MAILBOX_CHUNK bytes: the scan's, then a */
+	off_t win_off;		/* window on the file, [win_off, win_off + */
+	size_t win_len;		/* win_len), that RETR reads ahead into */
 };
 
-/* The writer that maildrop_send streams the wire form to; returns 0 or -1. */
-typedef int (*maildrop_writer)(void *ctx, const char *buf, size_t len);
+/* The client's output buffer, which maildrop_send writes the wire form into
+ * directly: size is at least 64, and flush sends buf[0, len) and sets len to
+ * 0, returning 0, or -1 to stop the send. */
+struct maildrop_out {
+	char *buf;
+	size_t len, size;
+	int (*flush)(struct maildrop_out *out);
+};
 
 /* Locks, reads and unlocks the mailbox at path, which must be a regular file
  * owned by uid (or missing, for an empty maildrop). state names the state
  * directory for the update journal (made at the first UPDATE; NULL: none). An
  * update that a crash cut short is finished first. Returns 0, or -1 with *err
  * set to "[IN-USE] ...", "[SYS/PERM] ..." or "[SYS/TEMP] ..." and the reason
- * logged; the file is never modified but to finish an interrupted update. */
+ * logged, and md closed (as by maildrop_close); the file is never modified
+ * but to finish an interrupted update. */
 int maildrop_open(struct maildrop *md, const char *path, const char *state,
     uid_t uid, const char **err);
 
@@ -70,19 +80,25 @@ int maildrop_open(struct maildrop *md, const char *path, const char *state,
 struct message *maildrop_get(struct maildrop *md, unsigned long n);
 
 /* Whether the file still has m's From_ line where the table says: a cheap
- * sign that nobody rewrote the mailbox since it was read. 1 or 0 (logged). */
+ * sign that nobody rewrote the mailbox since it was read. 1 or 0 (logged).
+ * The bytes come from a window read ahead from there, which maildrop_send
+ * then sends m from. */
 int maildrop_still(struct maildrop *md, const struct message *m);
 
 /* Writes the unique-id of m, NUL-terminated, into buf (MAX_UIDL + 1 bytes). */
 void maildrop_uidl(const struct maildrop *md, const struct message *m,
     char *buf);
 
-/* Streams m in wire form: CRLF line ends, dot-stuffed, without the final
- * ".CRLF". With lines >= 0 only the headers, the blank line and that many
- * body lines. Returns 0, or -1 when a read or the writer failed (the reason
- * for a read error is logged). */
+/* Appends the n bytes at s to out, flushing it whenever it fills. Returns 0,
+ * or -1 when flush did. */
+int maildrop_put(struct maildrop_out *out, const char *s, size_t n);
+
+/* Writes m in wire form into out: CRLF line ends, dot-stuffed, without the
+ * final ".CRLF". With lines >= 0 only the headers, the blank line and that
+ * many body lines. Returns 0, or -1 when a read failed (logged) or flush
+ * did; out then holds whatever was written since its last flush. */
 int maildrop_send(struct maildrop *md, const struct message *m, long long lines,
-    maildrop_writer write, void *ctx);
+    struct maildrop_out *out);
 
 /* Rewrites the mailbox without the messages marked M_DELETED, keeping any mail
  * appended since it was read, through the journal in the state directory.

@@ -103,8 +103,10 @@ struct session {
 static char inbuf[INPUT_BUFFER];
 static size_t in_pos, in_len;
 static char outbuf[OUTPUT_BUFFER];
-static size_t out_len;
-static unsigned long long out_total;	/* octets ever queued */
+static int send_output(struct maildrop_out *o);
+/* Replies and messages, which maildrop_send writes into directly. */
+static struct maildrop_out output = { outbuf, 0, sizeof(outbuf), send_output };
+static unsigned long long out_sent;	/* octets written to the client */
 static volatile sig_atomic_t alarmed;
 
 static void on_alarm(int sig)
@@ -138,36 +140,38 @@ static int write_client(const char *buf, size_t len)
 	return 0;
 }
 
-static int flush_output(void)
+/*
+ * Sends what is queued. The outlook-no-nuls workaround turns each NUL into
+ * 0x80 here, which keeps every size as it was: only message bytes can hold
+ * a NUL, since no reply of ours does.
+ */
+static int send_output(struct maildrop_out *o)
 {
-	size_t n = out_len;
+	size_t n = o->len, i;
 
-	out_len = 0;
-	return n ? write_client(outbuf, n) : 0;
+	o->len = 0;
+	if (no_nuls)
+		for (i = 0; i < n; i++)
+			if (!o->buf[i])
+				o->buf[i] = (char)0x80;
+	out_sent += n;
+	return n ? write_client(o->buf, n) : 0;
 }
 
-/*
- * Queues buf for the client. What does not fit is sent at once: the queue
- * first, then a large buf straight from where it is, with no copy.
- */
-static int out(void *ctx, const char *buf, size_t len)
+static int flush_output(void)
 {
-	(void)ctx;
-	out_total += len;
-	if (out_len + len > sizeof(outbuf)) {
-		if (flush_output())
-			return -1;
-		if (len >= sizeof(outbuf) / 2)
-			return write_client(buf, len);
-	}
-	memcpy(outbuf + out_len, buf, len);
-	out_len += len;
-	return 0;
+	return send_output(&output);
+}
+
+/* Octets queued for the client so far. */
+static unsigned long long out_total(void)
+{
+	return out_sent + output.len;
 }
 
 static int out_str(const char *s)
 {
-	return out(NULL, s, strlen(s));
+	return maildrop_put(&output, s, strlen(s));
 }
 
 enum line_status { LINE, LINE_EOF, LINE_LONG, LINE_FAIL, LINE_TIMEOUT };
@@ -182,7 +186,7 @@ static enum line_status fill_input(void)
 	ssize_t n;
 	int r;
 
-	if (out_len && flush_output())
+	if (output.len && flush_output())
 		return LINE_FAIL;
 	do
 		r = poll(&pfd, 1, timeout * 1000);
@@ -363,7 +367,7 @@ static void fail_delay(int failures)
 	unsigned ms = FAIL_DELAY_MS * failures;
 	struct timespec ts;
 
-	if (out_len)
+	if (output.len)
 		flush_output();
 	ts.tv_sec = ms / 1000;
 	ts.tv_nsec = (ms % 1000) * 1000000L;
@@ -426,24 +430,27 @@ static int template_ok(const char *tmpl)
 /* Watches a message's head for an empty line (CRLF at the start, or CRLF
  * CRLF), and stops the send once it has seen one. */
 struct eoh_watch {
+	struct maildrop_out out;	/* first: eoh_flush is handed this */
+	char buf[4096];
 	char last[2];
 	unsigned long long seen;
 	int found;
 };
 
-static int eoh_writer(void *ctx, const char *buf, size_t len)
+static int eoh_flush(struct maildrop_out *o)
 {
-	struct eoh_watch *w = ctx;
-	size_t i;
+	struct eoh_watch *w = (struct eoh_watch *)o;
+	size_t i, n = o->len;
 
-	for (i = 0; i < len; i++) {
-		if (buf[i] == '\n' && w->last[1] == '\r' &&
+	o->len = 0;
+	for (i = 0; i < n; i++) {
+		if (o->buf[i] == '\n' && w->last[1] == '\r' &&
 		    (w->seen == 1 || w->last[0] == '\n')) {
 			w->found = 1;
 			return -1;	/* enough: stop reading */
 		}
 		w->last[0] = w->last[1];
-		w->last[1] = buf[i];
+		w->last[1] = o->buf[i];
 		w->seen++;
 	}
 	return 0;
@@ -468,9 +475,15 @@ static int find_noeoh(struct session *s)
 	for (i = 1; i <= s->md.visible; i++) {
 		struct message *m = maildrop_get(&s->md, i);
 		struct eoh_watch w;
+		int r;
 
 		memset(&w, 0, sizeof(w));
-		if (maildrop_send(&s->md, m, 0, eoh_writer, &w) && !w.found)
+		w.out.buf = w.buf;
+		w.out.size = sizeof(w.buf);
+		w.out.flush = eoh_flush;
+		if (!(r = maildrop_send(&s->md, m, 0, &w.out)))
+			eoh_flush(&w.out);	/* what is left in the buffer */
+		if (r && !w.found)
 			return -1;	/* a read error, logged */
 		s->noeoh[m - s->md.msg] = !w.found;
 	}
@@ -1144,34 +1157,10 @@ static enum result cmd_uidl(struct session *s, char *arg)
 	return reply(s, P_OK, "Unique-ID listing follows");
 }
 
-/*
- * The outlook-no-nuls workaround: Outlook stops at a NUL, so each goes out
- * as 0x80, which keeps every size as it was.
- */
-static int out_no_nuls(void *ctx, const char *buf, size_t len)
-{
-	char tmp[4096];
-
-	while (len) {
-		size_t n = len < sizeof(tmp) ? len : sizeof(tmp), i;
-
-		memcpy(tmp, buf, n);
-		for (i = 0; i < n; i++)
-			if (!tmp[i])
-				tmp[i] = (char)0x80;
-		if (out(ctx, tmp, n))
-			return -1;
-		buf += n;
-		len -= n;
-	}
-	return 0;
-}
-
 static int body_message(struct session *s)
 {
-	unsigned long long before = out_total;
-	int r = maildrop_send(&s->md, s->msg, s->lines,
-	    no_nuls ? out_no_nuls : out, NULL);
+	unsigned long long before = out_total();
+	int r = maildrop_send(&s->md, s->msg, s->lines, &output);
 
 	/* oe-ns-eoh: every line was a header (TOP sent them all too), so the
 	 * blank line that ends the headers comes last. */
@@ -1179,7 +1168,7 @@ static int body_message(struct session *s)
 		r = out_str("\r\n");
 
 	if (s->lines >= 0)
-		s->top.octets += out_total - before;
+		s->top.octets += out_total() - before;
 	return r;
 }
 

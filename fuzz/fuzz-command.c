@@ -548,8 +548,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	/* What main() and the static initializers would set up. */
 	in_pos = in_len = 0;
-	out_len = 0;
-	out_total = 0;
+	output.len = 0;
+	out_sent = 0;
 	alarmed = 0;
 	apop_file = (mode & 0x02) ? "/nonexistent/apop-secrets" : NULL;
 	apop_only = (mode & 0x04) != 0;
