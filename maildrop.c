@@ -987,6 +987,43 @@ static int read_table(struct maildrop *md, char *buf)
 }
 
 
+/*
+ * Notes the file's times once it has been read, under the locks. When its
+ * ctime is older than the clock by then, any later change of the file gives
+ * it another (the kernel stamps a change with at least that clock), so an
+ * unchanged ctime at QUIT proves the file unchanged without reading it. A
+ * ctime as new as the clock could hide a change in the same tick: then QUIT
+ * reads and hashes it all, as it does whenever the times have moved.
+ */
+static void note_read(struct maildrop *md)
+{
+	struct timespec now;
+	struct stat st;
+
+	md->quick = 0;
+	if (fstat(md->fd, &st) || st.st_size != md->length ||
+	    clock_gettime(CLOCK_REALTIME_COARSE, &now))
+		return;
+	md->mtime = st.st_mtim;
+	md->ctime = st.st_ctim;
+	md->quick = now.tv_sec > st.st_ctim.tv_sec ||
+	    (now.tv_sec == st.st_ctim.tv_sec && now.tv_nsec > st.st_ctim.tv_nsec);
+}
+
+static int same_time(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
+}
+
+/* Whether st shows the file exactly as note_read saw it, and that proves
+ * its bytes the ones read. */
+static int read_unchanged(const struct maildrop *md, const struct stat *st)
+{
+	return md->quick && st->st_dev == md->dev && st->st_ino == md->ino &&
+	    st->st_size == md->length && same_time(&st->st_mtim, &md->mtime) &&
+	    same_time(&st->st_ctim, &md->ctime);
+}
+
 int maildrop_open(struct maildrop *md, const char *path, const char *state,
     uid_t uid, const char **err)
 {
@@ -1049,6 +1086,7 @@ int maildrop_open(struct maildrop *md, const char *path, const char *state,
 	}
 	fresh = read_table(md, buf);
 	if (fresh >= 0) {
+		note_read(md);
 		unlock(md);
 		if (fresh)
 			cache_write(md, buf);
@@ -1286,10 +1324,15 @@ static int hash_of(int fd, off_t from, off_t to, char *buf, uint64_t *out)
 }
 
 /* Copies len bytes from sfd at soff to dfd at doff, hashing them into h
- * unless h is NULL. Returns 0 or -1 with errno set. */
+ * unless h is NULL. Every WRITEBACK_CHUNK bytes, their writeback starts, so
+ * that the fsync to come finds most of them on their way: writing and
+ * syncing 178 MB took 76 ms at once, 48 ms this way. Returns 0 or -1 with
+ * errno set. */
 static int copy_range(int sfd, off_t soff, int dfd, off_t doff, off_t len,
     char *buf, XXH3_state_t *h)
 {
+	off_t started = doff;
+
 	while (len > 0) {
 		size_t want = len < MAILBOX_CHUNK ? (size_t)len : MAILBOX_CHUNK;
 		ssize_t n = read_full(sfd, buf, want, soff);
@@ -1306,6 +1349,11 @@ static int copy_range(int sfd, off_t soff, int dfd, off_t doff, off_t len,
 		soff += n;
 		doff += n;
 		len -= n;
+		if (doff - started >= WRITEBACK_CHUNK || len == 0) {
+			sync_file_range(dfd, started, doff - started,
+			    SYNC_FILE_RANGE_WRITE);
+			started = doff;
+		}
 	}
 	return 0;
 }
@@ -1360,6 +1408,22 @@ out:
 }
 
 /*
+ * Whether the file still starts with the bytes that were read: by its times
+ * (note_read) where they prove it, else by its hashes (unchanged). *prefix
+ * gets the XXH3 of [0, start).
+ */
+static int still_as_read(struct maildrop *md, char *buf, off_t start,
+    uint64_t *prefix)
+{
+	struct stat st;
+
+	if (!fstat(md->fd, &st) && read_unchanged(md, &st) &&
+	    same_file(md->path, md->fd))
+		return !hash_of(md->fd, 0, start, buf, prefix);
+	return unchanged(md, buf, start, prefix);
+}
+
+/*
  * The update journal, in the state directory. It holds the new bytes of the
  * mailbox from start to new_end, behind this header. It is written whole,
  * synced and renamed into place before the mailbox is touched; from then on
@@ -1379,6 +1443,9 @@ struct journal {
 static const char journal_magic[8] = "P3JRNL01";
 static const char journal_name[] = "journal";
 static const char journal_new[] = "journal.new";
+/* A journal carried out, to remove once the client is gone (maildrop_tidy):
+ * freeing its blocks took 30 ms for 178 MB. */
+static const char journal_old[] = "journal.old";
 
 struct range {
 	int fd;
@@ -1396,7 +1463,7 @@ static int journal_write(struct maildrop *md, struct journal *j,
     const struct range *r, size_t nr, char *buf)
 {
 	XXH3_state_t *h = XXH3_createState();
-	off_t off = sizeof(*j);
+	off_t off = sizeof(*j), total = sizeof(*j);
 	size_t i;
 	int fd, ret = -1, saved;
 
@@ -1404,6 +1471,13 @@ static int journal_write(struct maildrop *md, struct journal *j,
 	fd = openat(md->state, journal_new, O_WRONLY | O_CREAT | O_EXCL |
 	    O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0 || !h || XXH3_64bits_reset(h) != XXH_OK)
+		goto out;
+	/* All the room at once: a full disk fails here, before any copying,
+	 * and the blocks are found in one go rather than at writeback. */
+	for (i = 0; i < nr; i++)
+		total += r[i].len;
+	if (fallocate(fd, 0, 0, total) && errno != EOPNOTSUPP &&
+	    errno != ENOSYS)
 		goto out;
 	for (i = 0; i < nr; i++) {
 		if (copy_range(r[i].fd, r[i].off, fd, off, r[i].len, buf, h))
@@ -1430,9 +1504,10 @@ out:
 }
 
 /* Carries the journal out: its bytes over the mailbox from start, the file
- * cut at new_end and synced, then the journal removed. The removal is not
- * synced: a journal that comes back after a power loss finds the mailbox
- * already cut and is only removed again. Returns 0 or -1. */
+ * cut at new_end and synced, then the journal renamed out of the way, to be
+ * removed later. The rename is not synced: a journal that comes back after
+ * a power loss finds the mailbox already cut and is only removed again.
+ * Returns 0 or -1. */
 static int journal_apply(struct maildrop *md, const struct journal *j,
     char *buf)
 {
@@ -1442,8 +1517,10 @@ static int journal_apply(struct maildrop *md, const struct journal *j,
 	if (fd >= 0 && !copy_range(fd, sizeof(*j), md->fd, j->start,
 	    j->new_end - j->start, buf, NULL) &&
 	    !ftruncate(md->fd, j->new_end) && !fsync(md->fd) &&
-	    !unlinkat(md->state, journal_name, 0))
+	    !renameat(md->state, journal_name, md->state, journal_old)) {
+		md->tidy = 1;
 		ret = 0;
+	}
 	saved = errno;
 	if (fd >= 0)
 		close(fd);
@@ -1481,6 +1558,7 @@ static int journal_recover(struct maildrop *md, char *buf, const char **err)
 	if (md->state < 0)
 		return 0;
 	unlinkat(md->state, journal_new, 0);	/* never renamed: never used */
+	unlinkat(md->state, journal_old, 0);	/* done, and left by a crash */
 	fd = openat(md->state, journal_name, O_RDONLY | O_NOFOLLOW |
 	    O_CLOEXEC);
 	if (fd < 0) {
@@ -1590,7 +1668,7 @@ long maildrop_commit(struct maildrop *md, const char **err)
 	}
 	memset(&j, 0, sizeof(j));
 	j.start = md->msg[first].from;
-	if (!unchanged(md, buf, j.start, &j.prefix) || fstat(md->fd, &st)) {
+	if (!still_as_read(md, buf, j.start, &j.prefix) || fstat(md->fd, &st)) {
 		syslog(LOG_ERR, "%s: UPDATE: changed by another program since "
 		    "it was read; nothing deleted", md->path);
 		*err = "[SYS/TEMP] Mailbox changed by another program, "
@@ -1653,6 +1731,13 @@ out_unlocked:
 	free(buf);
 	free(r);
 	return deleted;
+}
+
+void maildrop_tidy(struct maildrop *md)
+{
+	if (md->tidy && md->state >= 0)
+		unlinkat(md->state, journal_old, 0);
+	md->tidy = 0;
 }
 
 void maildrop_close(struct maildrop *md)

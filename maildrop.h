@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "params.h"
 
@@ -42,6 +43,9 @@ struct maildrop {
 	dev_t dev;
 	ino_t ino;
 	off_t length;		/* bytes read at open */
+	struct timespec mtime, ctime;	/* the file's, once read */
+	int quick;		/* their sameness at QUIT proves it unchanged */
+	int tidy;		/* a used journal waits for maildrop_tidy */
 	struct segment seg[MAX_SEGMENTS];	/* XXH3 of those bytes, in */
 	int segs;		/* segments: one a scan (full or appended) */
 	struct message *msg;	/* every message, the hidden one included */
@@ -106,6 +110,11 @@ int maildrop_send(struct maildrop *md, const struct message *m, long long lines,
  * ...", reason logged) and the file as it was, or with the journal left to
  * finish the update at the next open. */
 long maildrop_commit(struct maildrop *md, const char **err);
+
+/* Removes what the last UPDATE left to remove later: the journal it used,
+ * whose blocks take a while to free (30 ms for 178 MB). For after the client
+ * has had its answer and gone. */
+void maildrop_tidy(struct maildrop *md);
 
 /* Frees the table and closes the file. */
 void maildrop_close(struct maildrop *md);

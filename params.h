@@ -61,6 +61,9 @@
 
 /* Mailbox scanning and copying chunk. */
 #define MAILBOX_CHUNK		(1 << 17)
+/* What an UPDATE writes before it starts writeback of it, so that its
+ * fsync finds most of the bytes on their way to the disk. */
+#define WRITEBACK_CHUNK		(8 << 20)
 /* The cache's checks: From_ lines sampled, and bytes read at each and at
  * the old end. */
 #define CACHE_SAMPLES		32

@@ -1513,6 +1513,19 @@ gone:
 	return 1;
 }
 
+/*
+ * Lets the client go: it has had every reply, and what is left (removing a
+ * used journal) need not keep it waiting. A shutdown ends the connection
+ * however many descriptors share it (xinetd's stderr too); for a pipe or a
+ * file, closing ours is all there is.
+ */
+static void hang_up(void)
+{
+	shutdown(STDOUT_FILENO, SHUT_RDWR);
+	close(STDOUT_FILENO);
+	close(STDIN_FILENO);
+}
+
 /* The exit status of a child that has ended (or been killed). */
 static int reap(pid_t pid)
 {
@@ -1710,6 +1723,10 @@ int main(int argc, char **argv)
 		    printable(s.who.name, name, sizeof(name)), s.peer,
 		    s.top.count, s.top.octets, s.retr.count, s.retr.octets, s.del.count,
 		    s.del.octets, octets + s.del.octets);
+		if (s.md.tidy) {
+			hang_up();
+			maildrop_tidy(&s.md);
+		}
 		maildrop_close(&s.md);
 	}
 	free(s.retrieved);

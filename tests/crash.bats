@@ -4,7 +4,8 @@
 # mailbox either as it was or as the QUIT meant to leave it, never anything
 # else. strace injects the SIGKILL at the Nth call of the syscalls the update
 # makes (pwrite64, fsync, renameat, ftruncate, unlinkat), so every instant is
-# exact and the run repeatable. A full disk and a file size limit must make
+# exact and the run repeatable (fallocate and sync_file_range are instants
+# too). A full disk and a file size limit must make
 # QUIT answer -ERR [SYS/TEMP] with the mailbox untouched.
 
 load helpers
@@ -77,7 +78,7 @@ verdict() {
 	# renameat and unlinkat are counted only in the state directory (-P):
 	# pam_wrapper unlinks a varying number of stale files of its own.
 	fresh
-	traced -o "$T/mail/trace" -e trace=pwrite64,fsync,ftruncate,openat,write
+	traced -o "$T/mail/trace" -e trace=pwrite64,fsync,ftruncate,fallocate,sync_file_range,openat,write
 	[ "$status" -eq 0 ]
 	[ "$(verdict)" = final ]
 	fresh
@@ -109,17 +110,23 @@ verdict() {
 	    print("pwrite64 %d" % w)
 	for r in rest:
 	    print(r)
-	# In the state directory: the journal's rename into place, and each
-	# unlink but the first (the check for a stale journal.new at login).
-	seen = {}
+	# In the state directory: the journal's renames (into place, and out
+	# of the way once carried out), and the unlinks between them: not
+	# the two at login (a stale journal.new and journal.old), nor the
+	# removal of journal.old after the reply.
+	seen, calls = {}, []
 	for l in open(sys.argv[2]).read().splitlines():
 	    m = re.match(r"\d+\s+(\w+)\(", l)
 	    if not m:
 	        continue
 	    sc = m.group(1)
 	    seen[sc] = seen.get(sc, 0) + 1
-	    if "journal" in l and (sc == "renameat" or seen[sc] > 1):
-	        print("%s %d -P" % (sc, seen[sc]))
+	    calls.append((sc, seen[sc], l))
+	last = max(i for i, c in enumerate(calls) if c[0] == "renameat")
+	for i, (sc, n, l) in enumerate(calls):
+	    if "journal" in l and (sc == "renameat" or
+	                           (sc == "unlinkat" and n > 2 and i < last)):
+	        print("%s %d -P" % (sc, n))
 	PY
 	)
 	[ "${#points[@]}" -ge 50 ]
