@@ -326,20 +326,16 @@ int auth_virtual_account(const char *account)
 	return 0;
 }
 
-/*
- * Becomes account (as root) and fills u, named name, or account's own name
- * when name is NULL. Not root: stays who we are, named name or account.
- */
-static int become(const char *account, const char *name, struct auth_user *u)
+int auth_lookup(const char *account, const char *name, struct auth_user *u)
 {
 	struct passwd *pw;
 	const char *user = name ? name : account;
 
+	memset(u, 0, sizeof(*u));
 	if (geteuid() != 0) {
 		pw = getpwuid(geteuid());
 		describe(u, user, geteuid(), pw ? pw->pw_dir : getenv("HOME"));
-		syslog(LOG_INFO, "not started as root: serving %s from files "
-		    "of uid %lu only", user, (unsigned long)u->uid);
+		u->gid = getegid();
 		return 0;
 	}
 	if (!account || !(pw = getpwnam(account))) {
@@ -351,28 +347,31 @@ static int become(const char *account, const char *name, struct auth_user *u)
 		syslog(LOG_ERR, "%s: refused: uid 0 is never served", account);
 		return -1;
 	}
+	if (snprintf(u->account, sizeof(u->account), "%s", pw->pw_name) >=
+	    (int)sizeof(u->account)) {
+		syslog(LOG_ERR, "%s: account name too long", account);
+		return -1;
+	}
 	describe(u, name ? name : pw->pw_name, pw->pw_uid, pw->pw_dir);
-	if (initgroups(pw->pw_name, pw->pw_gid) || setgid(pw->pw_gid) ||
-	    setuid(pw->pw_uid)) {
-		syslog(LOG_CRIT, "%s: cannot drop privileges: %m", user);
-		_exit(1);	/* half-changed identity: no way back */
-	}
-	if (getuid() != pw->pw_uid || geteuid() != pw->pw_uid ||
-	    getgid() != pw->pw_gid || getegid() != pw->pw_gid ||
-	    setuid(0) == 0) {
-		syslog(LOG_CRIT, "%s: privileges not dropped", user);
-		_exit(1);
-	}
+	u->gid = pw->pw_gid;
 	return 0;
 }
 
-int auth_become(const char *user, struct auth_user *u)
+void auth_drop(const struct auth_user *u)
 {
-	return become(user, NULL, u);
-}
-
-int auth_become_virtual(const char *name, const char *account,
-    struct auth_user *u)
-{
-	return become(account, name, u);
+	if (geteuid() != 0) {
+		syslog(LOG_INFO, "not started as root: serving %s from files "
+		    "of uid %lu only", u->name, (unsigned long)u->uid);
+		return;
+	}
+	if (!u->account[0] || u->uid == 0 || initgroups(u->account, u->gid) ||
+	    setgid(u->gid) || setuid(u->uid)) {
+		syslog(LOG_CRIT, "%s: cannot drop privileges: %m", u->name);
+		_exit(1);	/* half-changed identity: no way back */
+	}
+	if (getuid() != u->uid || geteuid() != u->uid || getgid() != u->gid ||
+	    getegid() != u->gid || setuid(0) == 0) {
+		syslog(LOG_CRIT, "%s: privileges not dropped", u->name);
+		_exit(1);
+	}
 }

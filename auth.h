@@ -14,6 +14,8 @@ struct auth_user {
 	char name[MAX_USER + 1];
 	uid_t uid;
 	char home[PATH_MAX];
+	gid_t gid;
+	char account[MAX_USER + 1];	/* as root: the one to become */
 };
 
 /* Runs pam_authenticate and pam_acct_mgmt for user with password under the
@@ -58,16 +60,17 @@ int auth_virtual_account(const char *account);
  * with the reason logged. */
 int auth_may_serve(const char *user);
 
-/* Becomes user for the rest of the session. As root: initgroups, setgid and
- * setuid, each checked, and never uid 0. As anyone else: stays who we are and
- * serves only our own files. Fills *u; returns 0, or -1 with the reason logged
- * and the identity unchanged. */
-int auth_become(const char *user, struct auth_user *u);
+/* Who a login becomes: fills *u with name (account's own when name is NULL,
+ * a virtual user's otherwise) and account's uid, gid and home; not root, we
+ * stay ourselves, named name or account. Changes nothing, so that what the
+ * maildrop needs of root (dotlock.c) can be done before auth_drop. Returns
+ * 0, or -1 with the reason logged (no such account, or uid 0). */
+int auth_lookup(const char *account, const char *name, struct auth_user *u);
 
-/* As auth_become, for the virtual user name: becomes account (-U; NULL when
- * not root, for ourselves) and fills *u with name and account's uid and
- * home. Returns 0, or -1 with the reason logged and the identity unchanged. */
-int auth_become_virtual(const char *name, const char *account,
-    struct auth_user *u);
+/* Becomes u, as auth_lookup filled it, for the rest of the session. As root:
+ * initgroups, setgid and setuid, each checked, and never uid 0; a failure
+ * exits, since a half-changed identity has no way back. As anyone else:
+ * stays who we are and serves only our own files. */
+void auth_drop(const struct auth_user *u);
 
 #endif

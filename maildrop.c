@@ -24,6 +24,7 @@
 #include <xxh_x86dispatch.h>
 #endif
 
+#include "dotlock.h"
 #include "lines.h"
 #include "maildrop.h"
 #include "params.h"
@@ -75,7 +76,7 @@ static void unlock(struct maildrop *md)
 {
 	char *name = lock_name(md->path);
 
-	if (!name || lockfile_remove(name))
+	if (!name || dotlock_remove(name))
 		syslog(LOG_ERR, "%s.lock: cannot remove: %m", md->path);
 	free(name);
 	fcntl_lock(md->fd, F_UNLCK);
@@ -104,7 +105,7 @@ static int lock(struct maildrop *md)
 	}
 	if (!(name = lock_name(md->path)))
 		goto fail;
-	while ((status = lockfile_create(name, 0, L_PID)) != L_SUCCESS) {
+	while ((status = dotlock_create(name)) != L_SUCCESS) {
 		if (status != L_MAXTRYS) {
 			syslog(LOG_ERR, "%s: cannot create the dotlock "
 			    "(liblockfile status %d): %m", name, status);

@@ -71,6 +71,9 @@
 #define CACHE_TAIL		4096
 /* Appended scans the cache may chain before the next full scan. */
 #define MAX_SEGMENTS		16
+/* liblockfile's set-group-ID helper: the dotlock keeper (dotlock.c) takes
+ * its group. */
+#define DOTLOCK_HELPER		"/usr/bin/dotlockfile"
 /* How long to wait for the fcntl lock and the dotlock, in seconds. */
 #define LOCK_TIMEOUT		10
 

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "dotlock.h"
 #include "maildrop.h"
 #include "params.h"
 #include "privsep.h"
@@ -541,8 +542,8 @@ static enum result login(struct session *s, const char *method)
 	unsigned long long octets;
 	enum result r;
 
-	if (vusers_file ? auth_become_virtual(s->user, vusers_account,
-	    &s->who) : auth_become(s->user, &s->who))
+	if (vusers_file ? auth_lookup(vusers_account, s->user, &s->who) :
+	    auth_lookup(s->user, NULL, &s->who))
 		return reply(s, P_CLOSE, "[AUTH] Authentication failed");
 	if (expand(vusers_mailbox[0] ? vusers_mailbox : mailbox_template,
 	    &s->who, path, sizeof(path)) ||
@@ -551,6 +552,10 @@ static enum result login(struct session *s, const char *method)
 		    s->who.name);
 		return reply(s, P_CLOSE, "[SYS/PERM] Mailbox path too long");
 	}
+	/* The one thing done for the maildrop with root's help (see
+	 * dotlock.c); then we are the user for good. */
+	dotlock_keeper(path, s->who.uid);
+	auth_drop(&s->who);
 	if ((login_delay > 0 || one_session) && (r = user_state(s, state)) !=
 	    P_OK)
 		return r;
@@ -1729,6 +1734,7 @@ int main(int argc, char **argv)
 		}
 		maildrop_close(&s.md);
 	}
+	dotlock_done();
 	free(s.retrieved);
 	free(s.noeoh);
 	if (s.lock >= 0)

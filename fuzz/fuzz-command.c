@@ -334,15 +334,22 @@ int auth_may_serve(const char *user)
 	return strcmp(user, "nobody") ? 0 : -1;
 }
 
-int auth_become(const char *user, struct auth_user *u)
+int auth_lookup(const char *account, const char *name, struct auth_user *u)
 {
-	check_user(user);
-	if (!strcmp(user, "nobody"))
+	CHECK(name == NULL);	/* no virtual users here */
+	check_user(account);
+	if (!strcmp(account, "nobody"))
 		return -1;
-	snprintf(u->name, sizeof(u->name), "%s", user);
+	memset(u, 0, sizeof(*u));
+	snprintf(u->name, sizeof(u->name), "%s", account);
 	u->uid = geteuid();
 	snprintf(u->home, sizeof(u->home), "%s", dir);
 	return 0;
+}
+
+void auth_drop(const struct auth_user *u)
+{
+	CHECK(u->uid == geteuid());
 }
 
 /* Virtual users (-v, -U, -H; vusers.c and auth.c): the harness never sets
@@ -369,13 +376,6 @@ int auth_virtual_account(const char *account)
 	return -1;
 }
 
-int auth_become_virtual(const char *name, const char *account,
-    struct auth_user *u)
-{
-	(void)name, (void)account, (void)u;
-	CHECK(0);
-	return -1;
-}
 
 /*
  * No descriptor may stay open after a session: the lowest free one is the

@@ -1,0 +1,197 @@
+/*
+ * The dotlock keeper. liblockfile makes a lock next to the mailbox itself
+ * when it may write there, and otherwise runs its set-group-ID helper,
+ * dotlockfile, once to lock and once to unlock: a fork and an exec each, a
+ * session's largest fixed cost after PAM. Started as root, we fork one small
+ * process instead, before the drop, with the user's uid and only the
+ * helper's group: it makes and removes that one lock on request, over a
+ * socket, with the checks dotlockfile makes (the mailbox a regular file of
+ * the user's, in the directory it started in). It parses nothing of the
+ * client's, and goes when the session does, taking its lock with it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <lockfile.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "dotlock.h"
+#include "params.h"
+
+static int keeper = -1;		/* our end of the keeper's socket */
+static pid_t keeper_pid;
+static char *kept;		/* the lock it keeps */
+
+struct answer {
+	int status;		/* liblockfile's */
+	int err;		/* errno, on a failure */
+};
+
+/* The keeper's checks before each lock, as dotlockfile's: the directory is
+ * the one it started in, and the mailbox there a regular file of ours. */
+static int fit(const struct stat *dir, const char *mailbox)
+{
+	struct stat here, st;
+
+	if (stat(".", &here) || here.st_dev != dir->st_dev ||
+	    here.st_ino != dir->st_ino)
+		return 0;
+	return !lstat(mailbox, &st) && S_ISREG(st.st_mode) &&
+	    st.st_uid == getuid();
+}
+
+/* The keeper: 'L' locks, 'U' unlocks, EOF ends it (unlocking first). */
+static void keep(int fd, const struct stat *dir, const char *mailbox,
+    const char *lock)
+{
+	struct answer a;
+	int held = 0;
+	char c;
+
+	while (read(fd, &c, 1) == 1) {
+		memset(&a, 0, sizeof(a));
+		if (c == 'L' && fit(dir, mailbox)) {
+			a.status = lockfile_create(lock, 0, L_PID);
+			held = a.status == L_SUCCESS;
+		} else if (c == 'L') {
+			a.status = L_ERROR;
+			errno = EPERM;
+		} else if (c == 'U') {
+			a.status = lockfile_remove(lock) ? L_ERROR : L_SUCCESS;
+			held = 0;
+		} else
+			break;
+		a.err = errno;
+		if (write(fd, &a, sizeof(a)) != sizeof(a))
+			break;
+	}
+	if (held)
+		lockfile_remove(lock);
+	_exit(0);
+}
+
+int dotlock_keeper(const char *path, uid_t uid)
+{
+	const char *base = strrchr(path, '/');
+	char dirname[PATH_MAX], lock[PATH_MAX];
+	struct stat helper, dir;
+	int sv[2];
+	gid_t gid;
+	pid_t pid;
+
+	if (geteuid() != 0 || !base || base == path ||
+	    (size_t)(base - path) >= sizeof(dirname) ||
+	    snprintf(lock, sizeof(lock), "%s.lock", base + 1) >=
+	    (int)sizeof(lock))
+		return 0;
+	memcpy(dirname, path, base - path);
+	dirname[base - path] = '\0';
+	/* liblockfile's own test: only a group-writable directory of the
+	 * helper's set-group-ID group needs the helper. */
+	if (stat(DOTLOCK_HELPER, &helper) || !(helper.st_mode & S_ISGID) ||
+	    stat(dirname, &dir) || !S_ISDIR(dir.st_mode) ||
+	    dir.st_gid != helper.st_gid || !(dir.st_mode & S_IWGRP) ||
+	    (dir.st_mode & S_IWOTH) ||
+	    (dir.st_uid == uid && (dir.st_mode & S_IWUSR)))
+		return 0;
+	gid = helper.st_gid;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) {
+		syslog(LOG_ERR, "dotlock keeper: socketpair: %m");
+		return -1;
+	}
+	if ((pid = fork()) < 0) {
+		syslog(LOG_ERR, "dotlock keeper: fork: %m");
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		struct sigaction sa;
+
+		/* The client is not ours to hold open; the session's signals
+		 * are not ours to die of: EOF on the socket ends us. */
+		close(STDIN_FILENO);
+		close(STDOUT_FILENO);
+		close(STDERR_FILENO);
+		close(sv[0]);
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = SIG_IGN;
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGHUP, &sa, NULL);
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGPIPE, &sa, NULL);
+		if (chdir(dirname) || setgroups(1, &gid) || setgid(gid) ||
+		    setuid(uid) || getuid() != uid || geteuid() != uid ||
+		    getegid() != gid || setuid(0) == 0 ||
+		    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0))
+			_exit(1);
+		keep(sv[1], &dir, base + 1, lock);
+	}
+	close(sv[1]);
+	if (!(kept = malloc(strlen(path) + sizeof(".lock")))) {
+		close(sv[0]);	/* the keeper sees EOF and goes */
+		return -1;
+	}
+	sprintf(kept, "%s.lock", path);
+	keeper = sv[0];
+	keeper_pid = pid;
+	syslog(LOG_DEBUG, "dotlock keeper for %s (group %lu)", kept,
+	    (unsigned long)gid);
+	return 1;
+}
+
+/* One request to the keeper. Returns its status, or -1 when it is gone. */
+static int ask(char c)
+{
+	struct answer a;
+
+	if (write(keeper, &c, 1) != 1 || read(keeper, &a, sizeof(a)) !=
+	    sizeof(a)) {
+		syslog(LOG_ERR, "dotlock keeper gone");
+		close(keeper);
+		keeper = -1;
+		errno = EIO;
+		return -1;
+	}
+	errno = a.err;
+	return a.status;
+}
+
+/* Without a keeper (or once it is gone), liblockfile does it all. */
+int dotlock_create(const char *name)
+{
+	int r;
+
+	if (keeper >= 0 && !strcmp(name, kept) && (r = ask('L')) >= 0)
+		return r;
+	return lockfile_create(name, 0, L_PID);
+}
+
+int dotlock_remove(const char *name)
+{
+	int r;
+
+	if (keeper >= 0 && !strcmp(name, kept) && (r = ask('U')) >= 0)
+		return r == L_SUCCESS ? 0 : -1;
+	return lockfile_remove(name);
+}
+
+void dotlock_done(void)
+{
+	if (keeper < 0)
+		return;
+	close(keeper);
+	keeper = -1;
+	while (waitpid(keeper_pid, NULL, 0) < 0 && errno == EINTR)
+		;
+}

@@ -1,0 +1,32 @@
+/*
+ * The mailbox's dotlock (Debian Policy 11.6), through liblockfile. Where the
+ * spool directory is writable only by its group (Debian's /var/mail: root:mail
+ * 2775), liblockfile runs its setgid helper for every lock and unlock; started
+ * as root, we instead keep a small process with just that group to do it.
+ */
+#ifndef POP3_DOTLOCK_H
+#define POP3_DOTLOCK_H
+
+#include <sys/types.h>
+
+/* As root, before the drop to uid: if only the group that liblockfile's
+ * helper runs as may make locks next to the mailbox at path, forks the
+ * keeper, with that group and uid, for path's dotlock. Returns 1 when it
+ * runs, 0 when it is not needed (or we are not root), -1 when it could not
+ * start (logged): liblockfile's own helper serves then. */
+int dotlock_keeper(const char *path, uid_t uid);
+
+/* Creates the dotlock name (retrying only as lockfile_create does for 0
+ * retries), through the keeper when it runs. Returns liblockfile's status
+ * (L_SUCCESS, L_MAXTRYS when another holds it, ...) with errno set on a
+ * failure. */
+int dotlock_create(const char *name);
+
+/* Removes the dotlock name. Returns 0, or -1 with errno set. */
+int dotlock_remove(const char *name);
+
+/* Ends the keeper, if one runs, and waits for it: it removes its lock if it
+ * still holds one. */
+void dotlock_done(void);
+
+#endif
