@@ -1669,6 +1669,16 @@ fail_closed:
 	return -1;
 }
 
+/* Whether a signal held back during the rewrite will end the process as
+ * soon as it is let through (SIGTERM, SIGHUP, SIGINT). */
+static int ending_signal(void)
+{
+	sigset_t set;
+
+	return !sigpending(&set) && (sigismember(&set, SIGTERM) == 1 ||
+	    sigismember(&set, SIGHUP) == 1 || sigismember(&set, SIGINT) == 1);
+}
+
 /*
  * UPDATE. Under the locks, and only if the file still starts with exactly the
  * bytes that were read, the kept messages from the first deleted one on and
@@ -1758,6 +1768,8 @@ long maildrop_commit(struct maildrop *md, const char **err)
 		deleted = -1;
 	} else if (journal_apply(md, &j, buf))
 		goto broken;
+	if (md->tidy && ending_signal())
+		maildrop_tidy(md);	/* what the reply was to wait for */
 	sigprocmask(SIG_SETMASK, &saved, NULL);
 	goto out;
 
