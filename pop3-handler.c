@@ -18,6 +18,7 @@
 #include <strings.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <syslog.h>
 #include <time.h>
@@ -109,6 +110,7 @@ static int send_output(struct maildrop_out *o);
 static struct maildrop_out output = { outbuf, 0, sizeof(outbuf), send_output };
 static unsigned long long out_sent;	/* octets written to the client */
 static volatile sig_atomic_t alarmed;
+static int timed_socket;		/* SO_SNDTIMEO bounds our writes */
 
 static void on_alarm(int sig)
 {
@@ -116,14 +118,21 @@ static void on_alarm(int sig)
 	alarmed = 1;
 }
 
-/* Writes buf to the client whole, within the timeout. Returns 0 or -1. */
+/*
+ * Writes buf to the client whole, within the timeout. On a socket the
+ * kernel keeps the time (SO_SNDTIMEO, set once: a write that sends nothing
+ * for that long fails with EAGAIN); elsewhere (a pipe, by hand) an alarm
+ * does, and two alarm calls a write were 5 % of RETR's time on a socket.
+ * Returns 0 or -1.
+ */
 static int write_client(const char *buf, size_t len)
 {
 	size_t done = 0;
 	ssize_t n;
 
 	alarmed = 0;
-	alarm(timeout);
+	if (!timed_socket)
+		alarm(timeout);
 	while (done < len) {
 		n = write(STDOUT_FILENO, buf + done, len - done);
 		if (n < 0 && errno == EINTR && !alarmed)
@@ -132,13 +141,23 @@ static int write_client(const char *buf, size_t len)
 			break;
 		done += n;
 	}
-	alarm(0);
+	if (!timed_socket)
+		alarm(0);
 	if (done < len) {
 		syslog(LOG_INFO, "write to client failed: %s",
-		    alarmed ? "timed out" : strerror(errno));
+		    alarmed || errno == EAGAIN ? "timed out" : strerror(errno));
 		return -1;
 	}
 	return 0;
+}
+
+/* Whether the client is a socket that now times its writes itself. */
+static int time_socket_writes(void)
+{
+	struct timeval tv = { timeout, 0 };
+
+	return !setsockopt(STDOUT_FILENO, SOL_SOCKET, SO_SNDTIMEO, &tv,
+	    sizeof(tv));
 }
 
 /*
@@ -1702,6 +1721,7 @@ int main(int argc, char **argv)
 	sigaction(SIGXFSZ, &sa, NULL);	/* EFBIG, not death after UPDATE */
 	sa.sa_handler = on_alarm;	/* no SA_RESTART: writes time out */
 	sigaction(SIGALRM, &sa, NULL);
+	timed_socket = time_socket_writes();
 
 	s.state = AUTHORIZATION;
 	s.md.fd = -1;

@@ -151,3 +151,44 @@ print("%.3f" % (u / k))' "$T/known" "$T/unknown")
 		[ -z "$(ls -A "$T/state/alice" | grep -vx cache)" ]
 	done
 }
+
+@test "a client that stops reading in mid-RETR is cut off after -t seconds, on a TCP socket" {
+	{ printf 'From big@example.org Mon Jan  1 00:00:00 2024\nSubject: big\n\n'
+	  yes 'A line of a message that the client will never read, again and again.' | head -c 33554432
+	  printf '\n'; } > "$T/mail/alice"
+	chmod 600 "$T/mail/alice"
+	pop3_own
+	# inetd's part in Python: the accepted TCP connection is the handler's
+	# stdin and stdout; the client sends RETR and then reads nothing.
+	run python3 - "$HANDLER" "$T" "$PAM_WRAPPER_LIB" "${RUNAS[@]}" <<-'PY'
+	import os, socket, subprocess, sys, time
+	handler, t, lib, runas = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+	ls = socket.socket()
+	ls.bind(("127.0.0.1", 0))
+	ls.listen(1)
+	client = socket.socket()
+	client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+	client.connect(ls.getsockname())
+	conn, _ = ls.accept()
+	env = dict(os.environ, LD_PRELOAD=lib, PAM_WRAPPER="1", PAM_WRAPPER_SERVICE_DIR=t + "/pam.d")
+	err = open(t + "/err", "w")
+	p = subprocess.Popen(runas + [handler, "-d", "-t", "2", "-m", t + "/mail/%u", "-D", t + "/state/%u"],
+	                     stdin=conn, stdout=conn, stderr=err, env=env)
+	conn.close()
+	client.sendall(b"USER alice\r\nPASS secret\r\nRETR 1\r\n")
+	start = time.monotonic()
+	try:
+	    status = p.wait(60)
+	except subprocess.TimeoutExpired:
+	    p.kill()
+	    print("still writing after 60 s")
+	    sys.exit(1)
+	print("exit %d after %.1f s" % (status, time.monotonic() - start))
+	PY
+	echo "$output"
+	cat "$T/err"
+	[ "$status" -eq 0 ]
+	grep -q 'write to client failed: timed out' "$T/err"
+	secs=$(sed -n 's/^exit 1 after \([0-9]*\)\..*/\1/p' <<< "$output")
+	[ -n "$secs" ] && [ "$secs" -ge 2 ] && [ "$secs" -lt 30 ]
+}
