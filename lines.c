@@ -65,9 +65,15 @@ static const char *wire_plain(const char *p, const char *e, char **op,
 
 #ifdef LINES_AVX2
 #define AVX2 __attribute__((target("avx2,bmi,popcnt")))
+#define AVX512 __attribute__((target("avx512f,avx512bw,bmi,popcnt")))
+#define INLINE inline __attribute__((always_inline))
 
-/* The bytes of p[0, 64) that are c, as bits. */
-AVX2 static inline uint64_t match64(const char *p, __m256i c)
+/* Of 64 bytes, which are LF, CR and 'F', as bits. */
+struct masks {
+	uint64_t lf, cr, f;
+};
+
+AVX2 static INLINE uint64_t match64(const char *p, __m256i c)
 {
 	__m256i a = _mm256_loadu_si256((const __m256i *)p);
 	__m256i b = _mm256_loadu_si256((const __m256i *)(p + 32));
@@ -77,23 +83,46 @@ AVX2 static inline uint64_t match64(const char *p, __m256i c)
 	    32;
 }
 
+AVX2 static INLINE struct masks classify_avx2(const char *p)
+{
+	struct masks m;
+
+	m.lf = match64(p, _mm256_set1_epi8('\n'));
+	m.cr = match64(p, _mm256_set1_epi8('\r'));
+	m.f = match64(p, _mm256_set1_epi8('F'));
+	return m;
+}
+
+/* With AVX-512 a comparison gives the bits at once: a third fewer
+ * instructions a block than AVX2's two halves and their masks. */
+AVX512 static INLINE struct masks classify_avx512(const char *p)
+{
+	__m512i v = _mm512_loadu_si512(p);
+	struct masks m;
+
+	m.lf = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('\n'));
+	m.cr = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('\r'));
+	m.f = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('F'));
+	return m;
+}
+
 /*
  * Counts line ends and CR LF pairs by popcount, 64 bytes at a time, and
  * looks only at an 'F' after an LF: the empty line before a From_ line ends
  * in LF LF F or LF CR LF F. The byte before q ended a line, so it counts as
- * an LF; the line it ended was not empty, so q is no From_ line.
+ * an LF; the line it ended was not empty, so q is no From_ line. Inlined
+ * into each vector version with its classify.
  */
-AVX2 static const char *body_avx2(const char *q, const char *e, off_t *size)
+static INLINE const char *body_blocks(const char *q, const char *e,
+    off_t *size, struct masks (*classify)(const char *))
 {
-	const __m256i lf = _mm256_set1_epi8('\n'), cr = _mm256_set1_epi8('\r');
-	const __m256i f = _mm256_set1_epi8('F');
 	uint64_t lf_in = 1, cr_in = 0, lfs = 0, crlfs = 0;
 	const char *b, *s, *t;
 
 	for (b = q; e - b >= 64 + 8; b += 64) {
-		uint64_t l = match64(b, lf), c = match64(b, cr);
-		uint64_t crlf = l & (c << 1 | cr_in);
-		uint64_t cand = match64(b, f) & (l << 1 | lf_in);
+		struct masks m = classify(b);
+		uint64_t crlf = m.lf & (m.cr << 1 | cr_in);
+		uint64_t cand = m.f & (m.lf << 1 | lf_in);
 
 		for (; cand; cand &= cand - 1) {
 			const char *p = b + __builtin_ctzll(cand);
@@ -112,7 +141,7 @@ AVX2 static const char *body_avx2(const char *q, const char *e, off_t *size)
 			if (s >= b) {
 				uint64_t below = ((uint64_t)1 << (s - b)) - 1;
 
-				lfs += __builtin_popcountll(l & below);
+				lfs += __builtin_popcountll(m.lf & below);
 				crlfs += __builtin_popcountll(crlf & below);
 			}
 			for (t = s; t < b; t++)
@@ -123,10 +152,10 @@ AVX2 static const char *body_avx2(const char *q, const char *e, off_t *size)
 			*size += (s - q) + lfs - crlfs;
 			return s;
 		}
-		lfs += __builtin_popcountll(l);
+		lfs += __builtin_popcountll(m.lf);
 		crlfs += __builtin_popcountll(crlf);
-		lf_in = l >> 63;
-		cr_in = c >> 63;
+		lf_in = m.lf >> 63;
+		cr_in = m.cr >> 63;
 	}
 	/*
 	 * No separator starts before b - 2 (one at b - 2 or b - 1 would have its
@@ -143,6 +172,17 @@ AVX2 static const char *body_avx2(const char *q, const char *e, off_t *size)
 		}
 	*size += (s - q) + lfs - crlfs;
 	return s;
+}
+
+AVX2 static const char *body_avx2(const char *q, const char *e, off_t *size)
+{
+	return body_blocks(q, e, size, classify_avx2);
+}
+
+AVX512 static const char *body_avx512(const char *q, const char *e,
+    off_t *size)
+{
+	return body_blocks(q, e, size, classify_avx512);
 }
 
 /*
@@ -202,25 +242,32 @@ AVX2 static const char *wire_avx2(const char *p, const char *e, char **op,
 	return p;
 }
 
-static int have_avx2(void)
+/* What the CPU has: 0 nothing we use, 1 AVX2, 2 AVX-512 (BW) too. */
+static int vector_level(void)
 {
-	static int have = -1;
+	static int level = -1;
 
-	if (have < 0) {
+	if (level < 0) {
 		__builtin_cpu_init();
-		have = __builtin_cpu_supports("avx2") &&
-		    __builtin_cpu_supports("popcnt") &&
-		    __builtin_cpu_supports("bmi");
+		level = !__builtin_cpu_supports("avx2") ||
+		    !__builtin_cpu_supports("popcnt") ||
+		    !__builtin_cpu_supports("bmi") ? 0 :
+		    __builtin_cpu_supports("avx512f") &&
+		    __builtin_cpu_supports("avx512bw") ? 2 : 1;
 	}
-	return have;
+	return level;
 }
 #endif
 
 const char *lines_body(const char *q, const char *e, off_t *size)
 {
 #ifdef LINES_AVX2
-	if (have_avx2())
+	switch (vector_level()) {
+	case 2:
+		return body_avx512(q, e, size);
+	case 1:
 		return body_avx2(q, e, size);
+	}
 #endif
 	return body_plain(q, e, size);
 }
@@ -229,7 +276,7 @@ const char *lines_wire(const char *p, const char *e, char **o, const char *oe,
     int *bol)
 {
 #ifdef LINES_AVX2
-	if (have_avx2())
+	if (vector_level())
 		return wire_avx2(p, e, o, oe, bol);
 #endif
 	return wire_plain(p, e, o, oe, bol);

@@ -37,9 +37,13 @@ static const char subject_pseudo[] =
  * Headers that mail programs add or edit on a message they keep: they stay
  * out of the unique-id so that it survives them.
  */
-static const char *const volatile_headers[] = {
-	"Status", "X-Status", "X-UID", "X-Keywords", "Content-Length",
-	"X-IMAP", "X-IMAPbase", NULL
+#define NAME(s)	{ s, sizeof(s) - 1 }
+static const struct {
+	const char *s;
+	size_t len;
+} volatile_headers[] = {
+	NAME("Status"), NAME("X-Status"), NAME("X-UID"), NAME("X-Keywords"),
+	NAME("Content-Length"), NAME("X-IMAP"), NAME("X-IMAPbase"), { NULL, 0 }
 };
 
 /* Sleeps a tenth of a second between lock attempts. */
@@ -326,12 +330,14 @@ static void scan_flush(struct scan *s)
 	s->pending = 0;
 }
 
-static int header_is(const char *line, size_t len, const char *name)
+static int header_is(const char *line, size_t len, const char *name, size_t n)
 {
-	size_t n = strlen(name);
-
 	return len > n && line[n] == ':' && !strncasecmp(line, name, n);
 }
+
+/* header_is for a literal name, whose length the compiler knows. */
+#define HEADER_IS(line, len, name) \
+	header_is(line, len, name, sizeof(name) - 1)
 
 /* Copies a header's value, trimmed, if it is a valid unique-id. */
 static void take_xuidl(struct scan *s, const char *line, size_t len)
@@ -351,7 +357,7 @@ static void take_xuidl(struct scan *s, const char *line, size_t len)
 /* Looks at the start of a header line: what it says and whether it counts. */
 static void scan_header(struct scan *s, const char *line, size_t len)
 {
-	const char *const *h;
+	size_t h;
 
 	if (line[0] == ' ' || line[0] == '\t')
 		return;		/* a continuation keeps the previous verdict */
@@ -363,17 +369,18 @@ static void scan_header(struct scan *s, const char *line, size_t len)
 	default:
 		return;
 	}
-	for (h = volatile_headers; *h; h++)
-		if (header_is(line, len, *h)) {
+	for (h = 0; volatile_headers[h].s; h++)
+		if (header_is(line, len, volatile_headers[h].s,
+		    volatile_headers[h].len)) {
 			s->header_kept = 0;
 			break;
 		}
-	if (header_is(line, len, "X-IMAP") || header_is(line, len, "X-IMAPbase"))
+	if (HEADER_IS(line, len, "X-IMAP") || HEADER_IS(line, len, "X-IMAPbase"))
 		s->ximap = 1;
-	else if (header_is(line, len, "Subject") &&
+	else if (HEADER_IS(line, len, "Subject") &&
 	    memmem(line, len, subject_pseudo, sizeof(subject_pseudo) - 1))
 		s->subject = 1;
-	else if (header_is(line, len, "X-UIDL"))
+	else if (HEADER_IS(line, len, "X-UIDL"))
 		take_xuidl(s, line, len);
 }
 
@@ -599,15 +606,17 @@ out:
 	return ret;
 }
 
-void maildrop_uidl(const struct maildrop *md, const struct message *m,
+size_t maildrop_uidl(const struct maildrop *md, const struct message *m,
     char *buf)
 {
 	static const char hex[] = "0123456789abcdef";
+	size_t len = 32;
 	int i;
 
 	if (m->flags & M_XUIDL) {
-		strcpy(buf, md->pool + m->dup);
-		return;
+		len = strlen(md->pool + m->dup);
+		memcpy(buf, md->pool + m->dup, len + 1);
+		return len;
 	}
 	for (i = 0; i < 16; i++) {
 		buf[2 * i] = hex[m->uid[i] >> 4];
@@ -615,7 +624,9 @@ void maildrop_uidl(const struct maildrop *md, const struct message *m,
 	}
 	buf[32] = '\0';
 	if (m->dup)
-		snprintf(buf + 32, MAX_UIDL + 1 - 32, ".%u", (unsigned)m->dup);
+		len += snprintf(buf + 32, MAX_UIDL + 1 - 32, ".%u",
+		    (unsigned)m->dup);
+	return len;
 }
 
 /*
@@ -636,13 +647,14 @@ static int make_unique(struct maildrop *md)
 		return -1;
 	for (i = md->first; i < md->count; i++) {
 		struct message *m = &md->msg[i];
+		size_t len;
 
 again:
-		maildrop_uidl(md, m, a);
-		for (j = XXH3_64bits(a, strlen(a)) & mask; table[j];
+		len = maildrop_uidl(md, m, a);
+		for (j = XXH3_64bits(a, len) & mask; table[j];
 		    j = (j + 1) & mask) {
-			maildrop_uidl(md, &md->msg[table[j] - 1], b);
-			if (strcmp(a, b))
+			if (maildrop_uidl(md, &md->msg[table[j] - 1], b) != len ||
+			    memcmp(a, b, len))
 				continue;
 			if (m->flags & M_XUIDL) {
 				m->flags &= ~M_XUIDL;

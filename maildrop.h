@@ -91,8 +91,9 @@ struct message *maildrop_get(struct maildrop *md, unsigned long n);
  * then sends m from. */
 int maildrop_still(struct maildrop *md, const struct message *m);
 
-/* Writes the unique-id of m, NUL-terminated, into buf (MAX_UIDL + 1 bytes). */
-void maildrop_uidl(const struct maildrop *md, const struct message *m,
+/* Writes the unique-id of m, NUL-terminated, into buf (MAX_UIDL + 1 bytes);
+ * returns its length. */
+size_t maildrop_uidl(const struct maildrop *md, const struct message *m,
     char *buf);
 
 /* Appends the n bytes at s to out, flushing it whenever it fills. Returns 0,

@@ -1,7 +1,7 @@
 /*
  * libFuzzer harness for lines.c: each version of lines_body and lines_wire
- * (plain and, where the CPU has it, AVX2) against a byte-at-a-time reference,
- * and against its contract in lines.h.
+ * (plain and, where the CPU has them, AVX2 and AVX-512) against a
+ * byte-at-a-time reference, and against its contract in lines.h.
  *
  * The input is a body: the bytes after a header block (the line before it
  * is not empty). The first input byte sets the output room for lines_wire,
@@ -169,22 +169,34 @@ static size_t wire_drive(wire_fn f, const char *p, const char *e, char *out,
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const body_fn bodies[] = {
-		body_plain,
+	static const struct {
+		body_fn f;
+		int level;	/* vector_level() it needs */
+	} bodies[] = {
+		{ body_plain, 0 },
 #ifdef LINES_AVX2
-		body_avx2,
+		{ body_avx2, 1 },
+		{ body_avx512, 2 },
 #endif
 	};
-	static const wire_fn wires[] = {
-		wire_plain,
+	static const struct {
+		wire_fn f;
+		int level;
+	} wires[] = {
+		{ wire_plain, 0 },
 #ifdef LINES_AVX2
-		wire_avx2,
+		{ wire_avx2, 1 },
 #endif
 	};
 	const char *p, *e, *end;
 	char *ref, *out;
 	size_t room, n, k;
 	off_t want = 0;
+#ifdef LINES_AVX2
+	int level = vector_level();
+#else
+	int level = 0;
+#endif
 
 	if (size < 1)
 		return 0;
@@ -195,11 +207,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (k = 0; k < sizeof(bodies) / sizeof(bodies[0]); k++) {
 		off_t got = 0;
 
-#ifdef LINES_AVX2
-		if (bodies[k] == body_avx2 && !have_avx2())
+		if (bodies[k].level > level)
 			continue;
-#endif
-		CHECK(body_drive(bodies[k], p, e, &got) == end);
+		CHECK(body_drive(bodies[k].f, p, e, &got) == end);
 		CHECK(got == want);
 	}
 	/* room for the worst case, a dot and a CR per byte, and a step */
@@ -208,11 +218,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(ref && out);
 	n = wire_ref(p, e, ref);
 	for (k = 0; k < sizeof(wires) / sizeof(wires[0]); k++) {
-#ifdef LINES_AVX2
-		if (wires[k] == wire_avx2 && !have_avx2())
+		if (wires[k].level > level)
 			continue;
-#endif
-		CHECK(wire_drive(wires[k], p, e, out, room) == n);
+		CHECK(wire_drive(wires[k].f, p, e, out, room) == n);
 		CHECK(!memcmp(out, ref, n));
 	}
 	free(ref);
