@@ -94,6 +94,7 @@ struct session {
 	struct auth_user who;
 	struct maildrop md;
 	struct counter top, retr, del;
+	unsigned long long octets;	/* of every message at login */
 	unsigned char *retrieved;	/* EXPIRE 0: by message index */
 	unsigned char *noeoh;		/* oe-ns-eoh: no blank line after
 					 * the headers, by message index */
@@ -353,20 +354,12 @@ static long long msg_size(const struct session *s, const struct message *m)
 }
 
 /* The count and octets of the messages not marked deleted. */
+/* What is left after the DELEs so far: del counts every message marked. */
 static void totals(struct session *s, unsigned long *count,
     unsigned long long *octets)
 {
-	unsigned long i;
-
-	*count = 0;
-	*octets = 0;
-	for (i = 1; i <= s->md.visible; i++) {
-		struct message *m = maildrop_get(&s->md, i);
-		if (!(m->flags & M_DELETED)) {
-			++*count;
-			*octets += msg_size(s, m);
-		}
-	}
+	*count = s->md.visible - s->del.count;
+	*octets = s->octets - s->del.octets;
 }
 
 static void random_bytes(void *buf, size_t len)
@@ -557,7 +550,7 @@ static enum result login(struct session *s, const char *method)
 {
 	char path[PATH_MAX], state[PATH_MAX], name[MAX_USER + 1];
 	const char *err;
-	unsigned long count;
+	unsigned long count, n;
 	unsigned long long octets;
 	enum result r;
 
@@ -590,6 +583,8 @@ static enum result login(struct session *s, const char *method)
 		syslog(LOG_ERR, "out of memory");
 		return reply(s, P_CLOSE, "[SYS/TEMP] Out of memory");
 	}
+	for (n = 1; n <= s->md.visible; n++)
+		s->octets += msg_size(s, maildrop_get(&s->md, n));
 	s->state = TRANSACTION;
 	totals(s, &count, &octets);
 	syslog(LOG_INFO, "login: user=%s host=%s method=%s messages=%lu "
@@ -1096,7 +1091,7 @@ static enum result cmd_quit(struct session *s, char *arg)
 	if (s->state != TRANSACTION)
 		return reply(s, P_QUIT, POP3_NAME " signing off");
 	expire_retrieved(s);
-	if (maildrop_commit(&s->md, &err) < 0)
+	if (s->del.count && maildrop_commit(&s->md, &err) < 0)
 		return reply(s, P_CLOSE, "%s", err);
 	totals(s, &count, &octets);
 	return reply(s, P_QUIT, POP3_NAME " signing off (%lu message%s left)",
