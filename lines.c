@@ -1,11 +1,12 @@
 /*
  * Lines of a mailbox, fast: where a body ends, and the wire form of a
- * message. The plain versions go a line at a time with memchr. The AVX2
- * versions look at 64 (lines_body) or 32 (lines_wire) bytes at a time and
- * spend work on a line only where it matters: lines_body only on a line that
- * starts with 'F', lines_wire once per line end or dot to stuff. Profiled on
- * 178 MB (bench/): a memchr call per line cost more than the rest of the
- * scan, and more than the copying in RETR.
+ * message. The plain versions go a line at a time with memchr. The vector
+ * versions (AVX2; AVX-512 too for lines_body, where it paid) look at 64
+ * (lines_body) or 32 (lines_wire) bytes at a time and spend work on a line
+ * only where it matters: lines_body only on a line that starts with 'F',
+ * lines_wire once per line end or dot to stuff. Profiled on 178 MB (bench/):
+ * a memchr call per line cost more than the rest of the scan, and more than
+ * the copying in RETR.
  */
 #include <stdint.h>
 #include <string.h>

@@ -1,8 +1,9 @@
 /*
  * The two loops that touch every byte of a mailbox: the scan of a message's
  * body at open, and the wire form of a message for RETR. Pure functions on
- * memory, with a vector version where the CPU has one (AVX2), chosen at the
- * first call; fuzz/fuzz-lines.c holds each version to the plain one.
+ * memory, with vector versions where the CPU has them (AVX2, AVX-512),
+ * chosen at the first call; fuzz/fuzz-lines.c holds each version to a
+ * byte-at-a-time reference.
  */
 #ifndef POP3_LINES_H
 #define POP3_LINES_H
