@@ -12,8 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <linux/magic.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -1042,12 +1044,35 @@ static int read_table(struct maildrop *md, char *buf)
 
 
 /*
+ * Whether fd's file system stamps its files with this machine's clock: a
+ * local one. On NFS or SMB the server's clock stamps them, which ours cannot
+ * be compared with.
+ */
+static int local_times(int fd)
+{
+	struct statfs fs;
+
+	if (fstatfs(fd, &fs))
+		return 0;
+	switch ((unsigned long)fs.f_type) {
+	case EXT4_SUPER_MAGIC:		/* ext2, ext3 and ext4 */
+	case XFS_SUPER_MAGIC:
+	case BTRFS_SUPER_MAGIC:
+	case F2FS_SUPER_MAGIC:
+	case TMPFS_MAGIC:
+		return 1;
+	}
+	return 0;
+}
+
+/*
  * Notes the file's times once it has been read, under the locks. When its
  * ctime is older than the clock by then, any later change of the file gives
  * it another (the kernel stamps a change with at least that clock), so an
  * unchanged ctime at QUIT proves the file unchanged without reading it. A
- * ctime as new as the clock could hide a change in the same tick: then QUIT
- * reads and hashes it all, as it does whenever the times have moved.
+ * ctime as new as the clock could hide a change in the same tick, and on a
+ * network file system the stamps come from another clock: then QUIT reads
+ * and hashes it all, as it does whenever the times have moved.
  */
 static void note_read(struct maildrop *md)
 {
@@ -1056,7 +1081,7 @@ static void note_read(struct maildrop *md)
 
 	md->quick = 0;
 	if (fstat(md->fd, &st) || st.st_size != md->length ||
-	    clock_gettime(CLOCK_REALTIME_COARSE, &now))
+	    !local_times(md->fd) || clock_gettime(CLOCK_REALTIME_COARSE, &now))
 		return;
 	md->mtime = st.st_mtim;
 	md->ctime = st.st_ctim;

@@ -181,6 +181,32 @@ new_message() {
 	cmp "$T/edited" "$T/mail/alice"
 }
 
+@test "an edit in place that puts the mtime back (as mutt does) is still caught: QUIT goes by the ctime, and deletes nothing" {
+	gen --count 6 --seed 25
+	python3 - "$T/alice.orig" "$T/edited" <<-'EOF'
+	import re, sys
+	d = open(sys.argv[1], "rb").read()
+	starts = [m.start() for m in re.finditer(rb"(?:\A|(?<=\n\n))From ", d)]
+	i = d.index(b"\n\n", starts[4]) + 3
+	d = d[:i] + (b"Z" if d[i:i+1] != b"Z" else b"Y") + d[i+1:]
+	open(sys.argv[2], "wb").write(d)
+	EOF
+	[ "$(wc -c < "$T/edited")" -eq "$(wc -c < "$T/alice.orig")" ]
+	touch -r "$T/mail/alice" "$T/times"	# the mtime to the nanosecond
+	pop3_drive <<-EOF
+	C: USER alice
+	C: PASS secret
+	C: DELE 2
+	! locked_rewrite "$T/mail/alice" < "$T/edited" && touch -m -r "$T/times" "$T/mail/alice"
+	C: QUIT
+	EOF
+	[[ "${lines[4]}" == "-ERR [SYS/TEMP]"* ]] || { echo "$output"; cat "$T/err"; false; }
+	[ "$status" -eq 1 ]
+	cmp "$T/edited" "$T/mail/alice"
+	# the size and the mtime were as at login: only the ctime told
+	[ "$(stat -c %y "$T/mail/alice")" = "$(stat -c %y "$T/times")" ]
+}
+
 @test "a mailbox truncated during the session makes QUIT -ERR [SYS/TEMP] and stays truncated" {
 	gen --count 6 --seed 25
 	head -c $(( $(wc -c < "$T/alice.orig") - 50 )) "$T/alice.orig" > "$T/truncated"
