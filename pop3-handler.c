@@ -353,8 +353,8 @@ static long long msg_size(const struct session *s, const struct message *m)
 	return m->size + (s->noeoh && s->noeoh[m - s->md.msg] ? 2 : 0);
 }
 
-/* The count and octets of the messages not marked deleted. */
-/* What is left after the DELEs so far: del counts every message marked. */
+/* The count and octets of the messages not marked deleted: those at login
+ * less what del counts, every message marked since. */
 static void totals(struct session *s, unsigned long *count,
     unsigned long long *octets)
 {
