@@ -13,7 +13,7 @@
 #define DEFAULT_STATE		"%h/.pop3-handler"	/* the update journal */
 /* With virtual users (-v), who share one home: a state directory each. */
 #define DEFAULT_VSTATE		"%h/.pop3-handler.%u"
-#define DEFAULT_TIMEOUT		600	/* seconds of client silence */
+#define DEFAULT_TIMEOUT		600	/* seconds for a whole command line */
 
 /* RFC 2449: a command line is at most 255 octets with its CRLF (or LF). */
 #define MAX_LINE		255

@@ -197,20 +197,32 @@ static int out_str(const char *s)
 
 enum line_status { LINE, LINE_EOF, LINE_LONG, LINE_FAIL, LINE_TIMEOUT };
 
+/* Milliseconds on the monotonic clock. */
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
 /*
- * Refills the input buffer, first flushing what we have to say: the client
- * has been answered for everything it sent before it waits on us.
+ * Refills the input buffer before deadline (now_ms's), first flushing what
+ * we have to say: the client has been answered for everything it sent
+ * before it waits on us.
  */
-static enum line_status fill_input(void)
+static enum line_status fill_input(long long deadline)
 {
 	struct pollfd pfd = { STDIN_FILENO, POLLIN, 0 };
+	long long left;
 	ssize_t n;
 	int r;
 
 	if (output.len && flush_output())
 		return LINE_FAIL;
 	do
-		r = poll(&pfd, 1, timeout * 1000);
+		r = (left = deadline - now_ms()) > 0 ?
+		    poll(&pfd, 1, (int)left) : 0;
 	while (r < 0 && errno == EINTR);
 	if (r == 0)
 		return LINE_TIMEOUT;
@@ -232,19 +244,26 @@ static enum line_status fill_input(void)
  * Reads one line of at most max octets with its LF into line (which holds
  * max + 1 bytes), without the CR LF, NUL-terminated; *len gets its length,
  * NULs included. A longer line is read to its LF and thrown away: LINE_LONG,
- * once. A line cut off by EOF is not a command.
+ * once. A line cut off by EOF is not a command. The whole line must come
+ * within -t seconds of our first wait for it: a byte now and then does not
+ * keep a session open (LINE_TIMEOUT).
  */
 static enum line_status get_line(char *line, size_t max, size_t *len)
 {
 	size_t n = 0, total = 0;
 	enum line_status st;
+	long long deadline = 0;
 
 	for (;;) {
 		char *nl;
 		size_t take;
 
-		if (in_pos == in_len && (st = fill_input()) != LINE)
-			return st;
+		if (in_pos == in_len) {
+			if (!deadline)
+				deadline = now_ms() + timeout * 1000LL;
+			if ((st = fill_input(deadline)) != LINE)
+				return st;
+		}
 		nl = memchr(inbuf + in_pos, '\n', in_len - in_pos);
 		take = (nl ? (size_t)(nl - inbuf) : in_len) - in_pos;
 		total += take + (nl != NULL);

@@ -1,0 +1,84 @@
+#!/usr/bin/env bats
+# Before login a client costs a connection slot and, as root, two processes:
+# -t bounds each whole line, not each read.
+
+load helpers
+
+setup() {
+	pop3_setup
+}
+
+teardown() {
+	pop3_teardown
+}
+
+# dribble GAP SECONDS TEXT [handler options]: runs the handler as pop3_run
+# does, and writes TEXT (with \r, \n escapes) to it one byte every GAP seconds,
+# over and over, for at most SECONDS. Prints "exit N after S s", or "still
+# running after S s" (the handler is then killed); the replies, CR removed,
+# are left in $T/out, the log in $T/err. With STOP_CHILD=1 the pre-auth child
+# is stopped (SIGSTOP) half a second in, as a compromised one might hang.
+dribble() {
+	local gap="$1" secs="$2" text="$3"
+	shift 3
+	pop3_own
+	python3 - "$gap" "$secs" "$text" env LD_PRELOAD="$PAM_WRAPPER_LIB" PAM_WRAPPER=1 \
+		PAM_WRAPPER_SERVICE_DIR="$T/pam.d" \
+		"${RUNAS[@]}" "$HANDLER" -d -m "$T/mail/%u" -D "$T/state/%u" "$@" <<-'PY'
+	import os, signal, subprocess, sys, threading, time
+	gap, secs = float(sys.argv[1]), float(sys.argv[2])
+	text = sys.argv[3].replace("\\r", "\r").replace("\\n", "\n").encode()
+	t = os.environ["T"]
+	p = subprocess.Popen(sys.argv[4:], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+	                     stderr=open(t + "/err", "w"))
+	out = bytearray()
+	def reader():
+	    while True:
+	        b = os.read(p.stdout.fileno(), 4096)
+	        if not b:
+	            return
+	        out.extend(b)
+	r = threading.Thread(target=reader)
+	r.start()
+	start = time.monotonic()
+	i, stopped = 0, False
+	while p.poll() is None and time.monotonic() - start < secs:
+	    if os.environ.get("STOP_CHILD") and not stopped and time.monotonic() - start > 0.5:
+	        # the handler is env's exec, so its pid is p.pid
+	        with open("/proc/%d/task/%d/children" % (p.pid, p.pid)) as f:
+	            for c in f.read().split():
+	                os.kill(int(c), signal.SIGSTOP)
+	                print("stopped child %s" % c)
+	        stopped = True
+	    try:
+	        p.stdin.write(text[i % len(text):i % len(text) + 1])
+	        p.stdin.flush()
+	    except BrokenPipeError:
+	        break
+	    i += 1
+	    time.sleep(gap)
+	try:
+	    status = p.wait(max(0.1, secs - (time.monotonic() - start)))
+	    print("exit %d after %.1f s" % (status, time.monotonic() - start))
+	except subprocess.TimeoutExpired:
+	    print("still running after %.1f s" % (time.monotonic() - start))
+	    p.kill()
+	    p.wait()
+	r.join(5)
+	open(t + "/out", "wb").write(bytes(out).replace(b"\r", b""))
+	PY
+}
+
+# The whole seconds of "exit N after S s" in $output.
+took() {
+	sed -n 's/^exit [0-9]* after \([0-9]*\)\..*/\1/p' <<< "$output"
+}
+
+@test "a line dribbled one byte at a time is cut after -t seconds, though no read waits that long" {
+	run dribble 0.5 20 'CAPABILITIES-OF-A-SLOW-CLIENT\r\n' -t 2
+	echo "$output"; cat "$T/out"; cat "$T/err"
+	[[ "$output" == *"exit 1 after "* ]]
+	[ "$(took)" -ge 2 ]
+	[ "$(took)" -lt 5 ]
+	[ "$(tail -n 1 "$T/out")" = "-ERR Disconnected for inactivity" ]
+}
