@@ -14,6 +14,13 @@
 /* With virtual users (-v), who share one home: a state directory each. */
 #define DEFAULT_VSTATE		"%h/.pop3-handler.%u"
 #define DEFAULT_TIMEOUT		600	/* seconds for a whole command line */
+/* Seconds from the greeting to a login (-L, at most MAX_LOGIN_TIMEOUT):
+ * Dovecot's 3 minutes. RFC 1939's 10-minute autologout is a bound on
+ * inactivity, which -t keeps; this one is on the AUTHORIZATION state, where
+ * an honest client spends a second or two, and a human at a terminal with
+ * three wrong passwords (1 + 2 + 3 s of delays) a minute. */
+#define DEFAULT_LOGIN_TIMEOUT	180
+#define MAX_LOGIN_TIMEOUT	3600
 
 /* RFC 2449: a command line is at most 255 octets with its CRLF (or LF). */
 #define MAX_LINE		255

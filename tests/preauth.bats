@@ -1,6 +1,8 @@
 #!/usr/bin/env bats
 # Before login a client costs a connection slot and, as root, two processes:
-# -t bounds each whole line, not each read.
+# AUTHORIZATION has a fixed deadline (-L), kept by the root parent under
+# privilege separation and by the one process without it; and -t bounds each
+# whole line, not each read.
 
 load helpers
 
@@ -74,6 +76,17 @@ took() {
 	sed -n 's/^exit [0-9]* after \([0-9]*\)\..*/\1/p' <<< "$output"
 }
 
+@test "without privilege separation, a client that sends a CAPA every second is cut at the -L deadline" {
+	run dribble 0.15 20 'CAPA\r\n' -L 3
+	echo "$output"; cat "$T/out"; cat "$T/err"
+	[[ "$output" == *"exit 1 after "* ]]
+	[ "$(took)" -ge 3 ]
+	[ "$(took)" -lt 6 ]
+	grep -q '^+OK Capability list follows$' "$T/out"
+	[ "$(tail -n 1 "$T/out")" = "-ERR No login within 3 seconds" ]
+	grep -q 'session ended without QUIT (no login in time)' "$T/err"
+}
+
 @test "a line dribbled one byte at a time is cut after -t seconds, though no read waits that long" {
 	run dribble 0.5 20 'CAPABILITIES-OF-A-SLOW-CLIENT\r\n' -t 2
 	echo "$output"; cat "$T/out"; cat "$T/err"
@@ -81,4 +94,42 @@ took() {
 	[ "$(took)" -ge 2 ]
 	[ "$(took)" -lt 5 ]
 	[ "$(tail -n 1 "$T/out")" = "-ERR Disconnected for inactivity" ]
+}
+
+@test "as root, the root parent cuts a client that sends a CAPA every second at the -L deadline" {
+	[ "$(id -u)" = 0 ] || skip "privilege separation happens only when started as root"
+	RUNAS=()
+	run dribble 0.15 20 'CAPA\r\n' -L 3
+	echo "$output"; cat "$T/out"; cat "$T/err"
+	[[ "$output" == *"exit 1 after "* ]]
+	[ "$(took)" -ge 3 ]
+	[ "$(took)" -lt 6 ]
+	grep -q '^+OK Capability list follows$' "$T/out"
+	[ "$(tail -n 1 "$T/out")" = "-ERR No login within 3 seconds" ]
+	grep -q 'pre-auth: no login within 3 s, child killed' "$T/err"
+}
+
+@test "as root, the deadline holds though the pre-auth child hangs: the parent kills it" {
+	[ "$(id -u)" = 0 ] || skip "privilege separation happens only when started as root"
+	RUNAS=()
+	STOP_CHILD=1 run dribble 0.15 20 'CAPA\r\n' -L 3
+	echo "$output"; cat "$T/out"; cat "$T/err"
+	child=$(sed -n 's/^stopped child //p' <<< "$output")
+	[ -n "$child" ]
+	[[ "$output" == *"exit 1 after "* ]]
+	[ "$(took)" -ge 3 ]
+	[ "$(took)" -lt 6 ]
+	[ ! -e "/proc/$child" ]
+	[ "$(tail -n 1 "$T/out")" = "-ERR No login within 3 seconds" ]
+}
+
+@test "-L takes 1 to 3600 seconds" {
+	pop3_session -L 1 -- QUIT
+	[ "$status" -eq 0 ]
+	pop3_session -L 3600 -- QUIT
+	[ "$status" -eq 0 ]
+	for bad in 0 3601 -1 1x ""; do
+		pop3_session -L "$bad" -- QUIT
+		[ "$status" -eq 2 ]
+	done
 }
