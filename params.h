@@ -44,6 +44,11 @@
 #define FAIL_DELAY_MS		1000	/* times the failures so far */
 /* Malformed or unknown commands before we hang up. */
 #define MAX_BAD_COMMANDS	20
+/* Commands before login, whatever they are (CAPA, a cancelled AUTH): the
+ * next is refused and we hang up. A client that fumbles (CAPA, AUTH, UTF8,
+ * LANG and three tries of USER and PASS) needs 10; as many as the bad ones
+ * allowed, so that 20 bad commands still end with "Too many bad commands". */
+#define MAX_PREAUTH_COMMANDS	20
 
 /* In the state directory: the session lock (-1) and the last-login record
  * (-l), beside the update journal. */

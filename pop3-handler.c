@@ -91,6 +91,7 @@ struct session {
 	int user_ok;			/* the name could be a user's */
 	int failures;
 	int bad;			/* malformed or unknown commands */
+	int commands;			/* lines read as commands */
 	char timestamp[128];		/* APOP, "" when not offered */
 	char challenge[128];		/* CRAM-MD5, "" when not offered */
 	int utf8;			/* UTF8 given: names and passwords
@@ -1553,7 +1554,13 @@ static int session(struct session *s, int greet)
 			why = "I/O error";
 			goto gone;
 		}
-		if (st == LINE_LONG)
+		if (s->state == AUTHORIZATION &&
+		    ++s->commands > MAX_PREAUTH_COMMANDS) {
+			syslog(LOG_NOTICE, "host=%s: %d commands before login, "
+			    "closing", s->peer, MAX_PREAUTH_COMMANDS);
+			r = respond(s, reply(s, P_CLOSE, "Too many commands "
+			    "before login"));
+		} else if (st == LINE_LONG)
 			r = respond(s, limit(s, bad_input(s, "Line too long")));
 		else if (memchr(line, '\0', len))
 			r = respond(s, limit(s, bad_input(s,

@@ -1,8 +1,9 @@
 #!/usr/bin/env bats
 # Before login a client costs a connection slot and, as root, two processes:
 # AUTHORIZATION has a fixed deadline (-L), kept by the root parent under
-# privilege separation and by the one process without it; and -t bounds each
-# whole line, not each read.
+# privilege separation and by the one process without it; -t bounds each
+# whole line, not each read; and a client gets a small budget of commands
+# before it logs in.
 
 load helpers
 
@@ -121,6 +122,58 @@ took() {
 	[ "$(took)" -lt 6 ]
 	[ ! -e "/proc/$child" ]
 	[ "$(tail -n 1 "$T/out")" = "-ERR No login within 3 seconds" ]
+}
+
+@test "the 21st command before login is refused with -ERR and the connection closes" {
+	cmds=()
+	for i in $(seq 25); do cmds+=(CAPA); done
+	pop3_session "${cmds[@]}"
+	[ "$(grep -c '^+OK Capability list follows$' <<< "$output")" -eq 20 ]
+	[ "${lines[-1]}" = "-ERR Too many commands before login" ]
+	[ "$status" -eq 1 ]
+	grep -q 'host=local: 20 commands before login, closing' "$T/err"
+}
+
+@test "cancelled SASL exchanges count against the budget before login" {
+	cmds=()
+	for i in $(seq 25); do cmds+=("AUTH PLAIN" "*"); done
+	pop3_session "${cmds[@]}"
+	[ "$(grep -c '^-ERR Authentication cancelled$' <<< "$output")" -eq 20 ]
+	[ "${lines[-1]}" = "-ERR Too many commands before login" ]
+	[ "$status" -eq 1 ]
+}
+
+@test "malformed SASL responses and PASS before USER count against the budget too" {
+	cmds=()
+	for i in $(seq 12); do cmds+=("AUTH PLAIN !!!!" "PASS x"); done
+	pop3_session "${cmds[@]}"
+	[ "$(grep -c '^-ERR Invalid base64 in response$' <<< "$output")" -eq 10 ]
+	[ "$(grep -c '^-ERR Send USER first$' <<< "$output")" -eq 10 ]
+	[ "${lines[-1]}" = "-ERR Too many commands before login" ]
+	[ "$status" -eq 1 ]
+}
+
+@test "as root, the budget holds in the pre-auth child" {
+	[ "$(id -u)" = 0 ] || skip "privilege separation happens only when started as root"
+	RUNAS=()
+	cmds=()
+	for i in $(seq 25); do cmds+=(CAPA); done
+	pop3_session "${cmds[@]}"
+	[ "$(grep -c '^+OK Capability list follows$' <<< "$output")" -eq 20 ]
+	[ "${lines[-1]}" = "-ERR Too many commands before login" ]
+	[ "$status" -eq 1 ]
+}
+
+@test "a fumbling client fits the budget: CAPA, AUTH, UTF8, LANG, two wrong passwords, then a login" {
+	echo 'From a@example.org Mon Jan  1 00:00:00 2024
+
+hello
+' | mbox alice
+	pop3_session CAPA AUTH UTF8 LANG "USER alice" "PASS wrong" "USER alice" "PASS wrong" \
+		"USER alice" "PASS secret" STAT NOOP NOOP NOOP NOOP NOOP NOOP NOOP NOOP QUIT
+	[[ "$output" == *"+OK maildrop has 1 message"* ]]
+	[[ "${lines[-1]}" == "+OK pop3-handler signing off"* ]]
+	[ "$status" -eq 0 ]
 }
 
 @test "-L takes 1 to 3600 seconds" {
