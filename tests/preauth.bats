@@ -44,15 +44,16 @@ dribble() {
 	r = threading.Thread(target=reader)
 	r.start()
 	start = time.monotonic()
-	i, stopped = 0, False
+	i, stopped = 0, []
 	while p.poll() is None and time.monotonic() - start < secs:
 	    if os.environ.get("STOP_CHILD") and not stopped and time.monotonic() - start > 0.5:
 	        # the handler is env's exec, so its pid is p.pid
 	        with open("/proc/%d/task/%d/children" % (p.pid, p.pid)) as f:
-	            for c in f.read().split():
-	                os.kill(int(c), signal.SIGSTOP)
-	                print("stopped child %s" % c)
-	        stopped = True
+	            stopped = [int(c) for c in f.read().split()]
+	        for c in stopped:
+	            os.kill(c, signal.SIGSTOP)
+	            print("stopped child %d" % c)
+	        stopped = stopped or [0]
 	    try:
 	        p.stdin.write(text[i % len(text):i % len(text) + 1])
 	        p.stdin.flush()
@@ -67,6 +68,13 @@ dribble() {
 	    print("still running after %.1f s" % (time.monotonic() - start))
 	    p.kill()
 	    p.wait()
+	for c in stopped:	# left behind, still stopped, if the handler did not kill it
+	    try:
+	        stat = open("/proc/%d/stat" % c).read()
+	    except OSError:
+	        continue
+	    if "(pop3-handler) T " in stat:
+	        os.kill(c, signal.SIGKILL)
 	r.join(5)
 	open(t + "/out", "wb").write(bytes(out).replace(b"\r", b""))
 	PY
