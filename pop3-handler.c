@@ -1667,7 +1667,7 @@ static int separated(struct session *s)
 		got = privsep_request(fd, &c);
 		if (login_expired)
 			break;
-		if (got == 0) {		/* the session ended before a login */
+		if (got == 0) {	/* the session ended before a login */
 			login_alarm(0, &old);
 			return reap(pid);
 		}
@@ -1752,7 +1752,8 @@ int main(int argc, char **argv)
 			login_delay = v;
 			break;
 		case 'L':
-			if (parse_number(optarg, MAX_LOGIN_TIMEOUT, &v) || v < 1)
+			if (parse_number(optarg, MAX_LOGIN_TIMEOUT, &v) ||
+			    v < 1)
 				usage();
 			login_timeout = v;
 			break;
