@@ -91,7 +91,7 @@ struct session {
 	int user_ok;			/* the name could be a user's */
 	int failures;
 	int bad;			/* malformed or unknown commands */
-	int commands;			/* lines read as commands */
+	int commands;			/* commands read before login */
 	char timestamp[128];		/* APOP, "" when not offered */
 	char challenge[128];		/* CRAM-MD5, "" when not offered */
 	int utf8;			/* UTF8 given: names and passwords
