@@ -13,7 +13,14 @@
 #define DEFAULT_STATE		"%h/.pop3-handler"	/* the update journal */
 /* With virtual users (-v), who share one home: a state directory each. */
 #define DEFAULT_VSTATE		"%h/.pop3-handler.%u"
-#define DEFAULT_TIMEOUT		600	/* seconds of client silence */
+#define DEFAULT_TIMEOUT		600	/* seconds for a whole command line */
+/* Seconds from the greeting to a login (-L, at most MAX_LOGIN_TIMEOUT):
+ * Dovecot's 3 minutes. RFC 1939's 10-minute autologout is a bound on
+ * inactivity, which -t keeps; this one is on the AUTHORIZATION state, where
+ * an honest client spends a second or two, and a human at a terminal with
+ * three wrong passwords (1 + 2 + 3 s of delays) a minute. */
+#define DEFAULT_LOGIN_TIMEOUT	180
+#define MAX_LOGIN_TIMEOUT	3600
 
 /* RFC 2449: a command line is at most 255 octets with its CRLF (or LF). */
 #define MAX_LINE		255
@@ -37,6 +44,11 @@
 #define FAIL_DELAY_MS		1000	/* times the failures so far */
 /* Malformed or unknown commands before we hang up. */
 #define MAX_BAD_COMMANDS	20
+/* Commands before login, whatever they are (CAPA, a cancelled AUTH): the
+ * next is refused and we hang up. A client that fumbles (CAPA, AUTH, UTF8,
+ * LANG and three tries of USER and PASS) needs 10; as many as the bad ones
+ * allowed, so that 20 bad commands still end with "Too many bad commands". */
+#define MAX_PREAUTH_COMMANDS	20
 
 /* In the state directory: the session lock (-1) and the last-login record
  * (-l), beside the update journal. */

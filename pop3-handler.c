@@ -43,6 +43,7 @@ static int apop_only;			/* -A */
 static int secure;			/* -S: the connection is under TLS */
 static int plaintext_needs_tls;		/* -P */
 static int timeout = DEFAULT_TIMEOUT;
+static int login_timeout = DEFAULT_LOGIN_TIMEOUT;	/* -L */
 static long login_delay = -1;		/* -l: LOGIN-DELAY seconds */
 static long expire = -1;		/* -e: EXPIRE days; 0 deletes RETR'd */
 static int no_top;			/* -T */
@@ -58,6 +59,10 @@ static char vusers_mailbox[MAX_SECRET_LINE + 1];
 
 /* In the pre-auth child: the channel to the root parent; else -1. */
 static int channel = -1;
+/* Without privilege separation: when AUTHORIZATION runs out (-L), in
+ * milliseconds on the monotonic clock; 0 after a login, and always 0 in the
+ * pre-auth child, whose root parent keeps the deadline instead. */
+static long long login_deadline;
 
 /* What a handler tells the dispatcher to do with its reply. */
 enum result {
@@ -86,6 +91,7 @@ struct session {
 	int user_ok;			/* the name could be a user's */
 	int failures;
 	int bad;			/* malformed or unknown commands */
+	int commands;			/* commands read before login */
 	char timestamp[128];		/* APOP, "" when not offered */
 	char challenge[128];		/* CRAM-MD5, "" when not offered */
 	int utf8;			/* UTF8 given: names and passwords
@@ -197,20 +203,32 @@ static int out_str(const char *s)
 
 enum line_status { LINE, LINE_EOF, LINE_LONG, LINE_FAIL, LINE_TIMEOUT };
 
+/* Milliseconds on the monotonic clock. */
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
 /*
- * Refills the input buffer, first flushing what we have to say: the client
- * has been answered for everything it sent before it waits on us.
+ * Refills the input buffer before deadline (now_ms's), first flushing what
+ * we have to say: the client has been answered for everything it sent
+ * before it waits on us.
  */
-static enum line_status fill_input(void)
+static enum line_status fill_input(long long deadline)
 {
 	struct pollfd pfd = { STDIN_FILENO, POLLIN, 0 };
+	long long left;
 	ssize_t n;
 	int r;
 
 	if (output.len && flush_output())
 		return LINE_FAIL;
 	do
-		r = poll(&pfd, 1, timeout * 1000);
+		r = (left = deadline - now_ms()) > 0 ?
+		    poll(&pfd, 1, (int)left) : 0;
 	while (r < 0 && errno == EINTR);
 	if (r == 0)
 		return LINE_TIMEOUT;
@@ -232,19 +250,29 @@ static enum line_status fill_input(void)
  * Reads one line of at most max octets with its LF into line (which holds
  * max + 1 bytes), without the CR LF, NUL-terminated; *len gets its length,
  * NULs included. A longer line is read to its LF and thrown away: LINE_LONG,
- * once. A line cut off by EOF is not a command.
+ * once. A line cut off by EOF is not a command. The whole line must come
+ * within -t seconds of our first wait for it, and before the login deadline:
+ * a byte now and then does not keep a session open (LINE_TIMEOUT).
  */
 static enum line_status get_line(char *line, size_t max, size_t *len)
 {
 	size_t n = 0, total = 0;
 	enum line_status st;
+	long long deadline = 0;
 
 	for (;;) {
 		char *nl;
 		size_t take;
 
-		if (in_pos == in_len && (st = fill_input()) != LINE)
-			return st;
+		if (in_pos == in_len) {
+			if (!deadline) {
+				deadline = now_ms() + timeout * 1000LL;
+				if (login_deadline && login_deadline < deadline)
+					deadline = login_deadline;
+			}
+			if ((st = fill_input(deadline)) != LINE)
+				return st;
+		}
 		nl = memchr(inbuf + in_pos, '\n', in_len - in_pos);
 		take = (nl ? (size_t)(nl - inbuf) : in_len) - in_pos;
 		total += take + (nl != NULL);
@@ -274,6 +302,20 @@ static enum result reply(struct session *s, enum result r, const char *fmt, ...)
 	vsnprintf(s->reply, sizeof(s->reply), fmt, ap);
 	va_end(ap);
 	return r;
+}
+
+/* A line did not come in time: the login deadline has passed, or -t. Sets
+ * the closing reply, and *why (unless NULL) for the log. */
+static enum result time_up(struct session *s, const char **why)
+{
+	int login = login_deadline && now_ms() >= login_deadline;
+
+	if (why)
+		*why = login ? "no login in time" : "idle timeout";
+	if (login)
+		return reply(s, P_CLOSE, "No login within %d seconds",
+		    login_timeout);
+	return reply(s, P_CLOSE, "Disconnected for inactivity");
 }
 
 /* A command we cannot take: malformed, or unknown here. Counted, since a
@@ -586,6 +628,7 @@ static enum result login(struct session *s, const char *method)
 	for (n = 1; n <= s->md.visible; n++)
 		s->octets += msg_size(s, maildrop_get(&s->md, n));
 	s->state = TRANSACTION;
+	login_deadline = 0;
 	totals(s, &count, &octets);
 	syslog(LOG_INFO, "login: user=%s host=%s method=%s messages=%lu "
 	    "octets=%llu", printable(s->who.name, name, sizeof(name)), s->peer,
@@ -810,7 +853,7 @@ static enum result sasl_step(struct session *s, const char *challenge,
 		case LINE_LONG:
 			return reply(s, P_ERR, "Line too long");
 		case LINE_TIMEOUT:
-			return reply(s, P_CLOSE, "Disconnected for inactivity");
+			return time_up(s, NULL);
 		default:
 			return reply(s, P_CLOSE, "Connection lost");
 		}
@@ -1472,6 +1515,7 @@ static void usage(void)
 	fprintf(stderr, "usage: " POP3_NAME " [-1dAPSTV] [-s service] "
 	    "[-m mailbox-template] [-D state-template] [-a apop-secrets] "
 	    "[-t timeout] [-l login-delay] [-e expire-days] "
+	    "[-L login-timeout] "
 	    "[-W workaround,...] [-X proxy-address,...] "
 	    "[-v virtual-users [-U account]]\n"
 	    "       " POP3_NAME " -H    (a yescrypt hash of the password on "
@@ -1503,15 +1547,20 @@ static int session(struct session *s, int greet)
 			why = "EOF before QUIT";
 			goto gone;
 		case LINE_TIMEOUT:
-			out_str("-ERR Disconnected for inactivity\r\n");
+			respond(s, time_up(s, &why));
 			flush_output();
-			why = "idle timeout";
 			goto gone;
 		default:
 			why = "I/O error";
 			goto gone;
 		}
-		if (st == LINE_LONG)
+		if (s->state == AUTHORIZATION &&
+		    ++s->commands > MAX_PREAUTH_COMMANDS) {
+			syslog(LOG_NOTICE, "host=%s: %d commands before login, "
+			    "closing", s->peer, MAX_PREAUTH_COMMANDS);
+			r = respond(s, reply(s, P_CLOSE, "Too many commands "
+			    "before login"));
+		} else if (st == LINE_LONG)
 			r = respond(s, limit(s, bad_input(s, "Line too long")));
 		else if (memchr(line, '\0', len))
 			r = respond(s, limit(s, bad_input(s,
@@ -1556,15 +1605,52 @@ static int reap(pid_t pid)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
 }
 
+/* The pre-auth child while the login deadline is armed, else 0. */
+static volatile sig_atomic_t preauth_pid;
+static volatile sig_atomic_t login_expired;
+
+/* SIGALRM in the root parent at the login deadline: the child goes, and
+ * whatever the parent waits on from it (a request, the hand-over) ends. */
+static void on_login_deadline(int sig)
+{
+	(void)sig;
+	login_expired = 1;
+	if (preauth_pid > 0)
+		kill(preauth_pid, SIGKILL);
+}
+
+/* Arms the login deadline for the pre-auth child pid (0: disarms it, and
+ * puts old back); from here on the child may be reaped. */
+static void login_alarm(pid_t pid, struct sigaction *old)
+{
+	struct sigaction sa;
+
+	if (!pid) {
+		alarm(0);
+		preauth_pid = 0;
+		sigaction(SIGALRM, old, NULL);
+		return;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_login_deadline;
+	sa.sa_flags = SA_RESTART;	/* PAM is not cut short */
+	sigaction(SIGALRM, &sa, old);
+	preauth_pid = pid;
+	alarm(login_timeout);
+}
+
 /*
  * Started as root: the pre-auth child runs AUTHORIZATION, and this process
  * only answers its credential requests until one is good. Then it takes over
  * the client input the child had read, logs in (becoming the user) and runs
- * TRANSACTION. Returns the session's exit status.
+ * TRANSACTION. The login deadline (-L) is kept here, by a timer, so that a
+ * child that dawdles or hangs cannot stretch it: at the deadline the child
+ * is killed and this process says why. Returns the session's exit status.
  */
 static int separated(struct session *s)
 {
 	struct credential c;
+	struct sigaction old;
 	enum verdict v;
 	ssize_t n;
 	int fd, got;
@@ -1576,25 +1662,32 @@ static int separated(struct session *s)
 		channel = fd;
 		exit(session(s, 1));
 	}
+	login_alarm(pid, &old);
 	for (;;) {
 		got = privsep_request(fd, &c);
-		if (got == 0)		/* the session ended before a login */
+		if (login_expired)
+			break;
+		if (got == 0) {	/* the session ended before a login */
+			login_alarm(0, &old);
 			return reap(pid);
+		}
 		if (got < 0) {
 			syslog(LOG_CRIT, "pre-auth: malformed request");
 			break;
 		}
 		v = authority(s, &c);
-		if (privsep_answer(fd, v))
+		if (login_expired || privsep_answer(fd, v))
 			break;
 		if (v == V_CLOSE) {
+			login_alarm(0, &old);
 			reap(pid);
 			return 1;
 		}
 		if (v != V_OK)
 			continue;
 		n = privsep_take_over(fd, inbuf, sizeof(inbuf));
-		if (n < 0 || reap(pid) != 0) {
+		login_alarm(0, &old);
+		if (n < 0 || login_expired || reap(pid) != 0) {
 			syslog(LOG_ERR, "pre-auth: hand-over failed");
 			return 1;
 		}
@@ -1607,8 +1700,16 @@ static int separated(struct session *s)
 		}
 		return session(s, 0);
 	}
+	login_alarm(0, &old);
 	kill(pid, SIGKILL);
 	reap(pid);
+	if (login_expired) {
+		syslog(LOG_NOTICE, "pre-auth: no login within %d s, child "
+		    "killed: host=%s", login_timeout, s->peer);
+		respond(s, reply(s, P_CLOSE, "No login within %d seconds",
+		    login_timeout));
+		flush_output();
+	}
 	return 1;
 }
 
@@ -1620,7 +1721,7 @@ int main(int argc, char **argv)
 	unsigned long long v;
 	char name[MAX_USER + 1];
 
-	while ((c = getopt(argc, argv, "1a:AdD:e:Hl:s:m:Pt:STU:v:VW:X:")) != -1)
+	while ((c = getopt(argc, argv, "1a:AdD:e:Hl:L:s:m:Pt:STU:v:VW:X:")) != -1)
 		switch (c) {
 		case 'a':
 			apop_file = optarg;
@@ -1649,6 +1750,12 @@ int main(int argc, char **argv)
 			if (parse_number(optarg, 1000000, &v))
 				usage();
 			login_delay = v;
+			break;
+		case 'L':
+			if (parse_number(optarg, MAX_LOGIN_TIMEOUT, &v) ||
+			    v < 1)
+				usage();
+			login_timeout = v;
 			break;
 		case 'T':
 			no_top = 1;
@@ -1731,8 +1838,10 @@ int main(int argc, char **argv)
 	}
 	if (geteuid() == 0)
 		status = separated(&s);
-	else
+	else {
+		login_deadline = now_ms() + login_timeout * 1000LL;
 		status = session(&s, 1);
+	}
 	if (s.state == TRANSACTION) {
 		unsigned long count;
 		unsigned long long octets;

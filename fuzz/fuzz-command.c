@@ -31,7 +31,8 @@
  *     +OK to CAPA, LIST and UIDL without argument, RETR and TOP; nothing for a
  *     last line without LF;
  *   - the session ends after +OK to QUIT (status 0), or after a closing -ERR
- *     ([AUTH] Too many failures, Too many bad commands, [SYS/...], [IN-USE])
+ *     ([AUTH] Too many failures, Too many bad commands, Too many commands
+ *     before login, [SYS/...], [IN-USE])
  *     or at the end of input
  *     (status 1), and nothing is written after that;
  *   - no file descriptor is left open after the session;
@@ -476,8 +477,10 @@ static void check_transcript(int status, const char *timestamp)
 			cl--;
 		len = out_line(&pos, &line);
 		CHECK(len + 2 <= 512);
-		if (starts(line, len, "-ERR Too many bad commands")) {
-			/* the limit on bad lines: replaces any -ERR, closes */
+		if (starts(line, len, "-ERR Too many bad commands") ||
+		    starts(line, len, "-ERR Too many commands before login")) {
+			/* the limit on bad lines, or on lines before login:
+			 * replaces any reply, closes */
 			CHECK(pos == out_size);
 			CHECK(status == 1);
 			return;

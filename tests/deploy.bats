@@ -251,3 +251,31 @@ curl_all() {
 	[ "$status" -eq 0 ]
 	cmp "$R/spool.orig" "/var/mail/$U"
 }
+
+@test "the shipped xinetd.d/pop3 lets one address hold 5 connections before login, and refuses a 6th" {
+	run python3 - "$XPORT" <<-'PY'
+	import socket, sys
+	port = int(sys.argv[1])
+	def greeting(s):
+	    try:
+	        return s.recv(512).decode().strip() or "closed"
+	    except OSError as e:
+	        return "error %s" % e
+	held = []
+	for i in range(6):
+	    s = socket.create_connection(("127.0.0.1", port), 5)
+	    s.settimeout(10)
+	    print("connection %d: %s" % (i + 1, greeting(s)))
+	    held.append(s)
+	for s in held:
+	    try:
+	        s.sendall(b"QUIT\r\n")
+	        s.recv(512)
+	    except OSError:
+	        pass
+	    s.close()
+	PY
+	echo "$output"
+	[ "$(grep -c '^connection [1-5]: +OK pop3-handler ready' <<< "$output")" -eq 5 ]
+	[ "${lines[5]}" = "connection 6: closed" ]
+}
