@@ -285,6 +285,31 @@ EOF
 	[ "${lines[16]}" = "." ]
 }
 
+@test "an empty message, its From_ line followed at once by the next message or the end, is sent as a lone ." {
+	printf 'From a@example.org Mon Jan  1 00:00:00 2024\n\nFrom b@example.org Mon Jan  1 00:00:00 2024\nSubject: b\n\nbody\n\nFrom c@example.org Mon Jan  1 00:00:00 2024\n' | mbox alice
+	pop3_session "USER alice" "PASS secret" "LIST 1" "LIST 3" "RETR 1" "TOP 1 0" "RETR 3" "TOP 3 5" "RETR 2" QUIT
+	# The whole transcript: a missing "." would leave a client waiting,
+	# and here would run the next reply into the message.
+	diff - <(sed -n '4,$p' "$T/out" | tr -d '\r') <<-EOF
+	+OK 1 0
+	+OK 3 0
+	+OK 0 octets
+	.
+	+OK Top of message 1 follows
+	.
+	+OK 0 octets
+	.
+	+OK Top of message 3 follows
+	.
+	+OK 20 octets
+	Subject: b
+	
+	body
+	.
+	+OK pop3-handler signing off (3 messages left)
+	EOF
+}
+
 # --- the pseudo-message -----------------------------------------------------
 
 pseudo() {
