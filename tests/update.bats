@@ -264,6 +264,63 @@ new_message() {
 	cmp "$T/alice.orig" "$T/mail/alice"
 }
 
+# fcntl_hold SECONDS: another program (no dotlock, as some MUAs and MDAs) holds
+# an fcntl lock on alice's mailbox for SECONDS, from when this returns; its
+# pid is $HOLDER.
+fcntl_hold() {
+	python3 -c '
+import fcntl, os, sys, time
+with open(sys.argv[1], "r+b") as f:
+    fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    open(sys.argv[2], "w").close()
+    time.sleep(float(sys.argv[3]))
+' "$T/mail/alice" "$T/held" "$1" > /dev/null 2>&1 3>&- &
+	HOLDER=$!
+	local i
+	for i in $(seq 50); do
+		[ ! -e "$T/held" ] || return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+@test "a mailbox fcntl-locked by another program is waited for and read once it is let go" {
+	gen --count 3 --seed 31
+	pop3_own
+	fcntl_hold 2
+	t0=$(date +%s%N)
+	pop3_session "USER alice" "PASS secret" STAT QUIT
+	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+	wait "$HOLDER"
+	echo "$output"
+	echo "# logged in after $ms ms" >&3
+	[[ "${lines[2]}" == "+OK maildrop has 3 messages"* ]]
+	[ "$status" -eq 0 ]
+	[ "$ms" -ge 1500 ]
+	[ "$ms" -lt 9000 ]
+	cmp "$T/alice.orig" "$T/mail/alice"
+}
+
+@test "a mailbox fcntl-locked by another program for over 10 s is refused with -ERR [IN-USE]" {
+	gen --count 3 --seed 32
+	pop3_own
+	fcntl_hold 14
+	t0=$(date +%s%N)
+	pop3_session "USER alice" "PASS secret" STAT QUIT
+	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+	kill "$HOLDER"
+	wait "$HOLDER" || true
+	echo "$output"
+	[[ "${lines[2]}" == "-ERR [IN-USE]"* ]]
+	[ "${#lines[@]}" -eq 3 ]
+	[ "$status" -eq 1 ]
+	# LOCK_TIMEOUT counts whole seconds of time(): over 9 s, up to 10.
+	echo "# refused after $ms ms" >&3
+	[ "$ms" -ge 8500 ]
+	[ ! -e "$T/mail/alice.lock" ]
+	cmp "$T/alice.orig" "$T/mail/alice"
+}
+
 @test "the handler holds no lock between login and QUIT" {
 	gen --count 2 --seed 30
 	pop3_drive <<-'EOF'
