@@ -73,6 +73,31 @@ same_answers() {
 	! grep -q 'from the cache' "$T/cached.err"
 }
 
+@test "a mailbox written in place (same inode, same size, new mtime) away from its From_ lines and its end is read in full" {
+	with_cache
+	ino=$(stat -c %i "$T/mail/alice")
+	# Two letters in mid-line, far from any From_ line and before the last
+	# 4 KiB (both of which the cache samples), become two line ends: the
+	# message grows by two octets on the wire.
+	at=$(python3 - "$T/mail/alice" <<-'PY'
+	import re, sys
+	b = open(sys.argv[1], 'rb').read()
+	froms = [m.start() for m in re.finditer(rb'(?m)^From ', b)]
+	for m in re.finditer(rb'[a-z]{6}', b[len(b) // 3:]):
+	    i = len(b) // 3 + m.start() + 2
+	    if i < len(b) - 8192 and min(abs(i - f) for f in froms) > 1000:
+	        print(i)
+	        break
+	PY
+	)
+	[ -n "$at" ]
+	printf '\n\n' | dd of="$T/mail/alice" bs=1 seek="$at" conv=notrunc status=none
+	[ "$(stat -c %i "$T/mail/alice")" = "$ino" ]
+	! cmp -s "$T/mail/alice" <(python3 "$GEN" --count 30 --seed 81) || false
+	same_answers
+	! grep -q 'from the cache' "$T/cached.err"
+}
+
 @test "a mailbox that grew by an edit in the middle is read in full" {
 	with_cache
 	python3 - "$T/mail/alice" <<-'PY'
