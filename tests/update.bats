@@ -251,6 +251,67 @@ new_message() {
 	cmp "$T/expected" "$T/mail/alice"
 }
 
+@test "QUIT's durable writes come in order: journal synced, renamed and its directory synced before the mailbox is written, the mailbox synced before the journal is retired" {
+	command -v strace >/dev/null || skip "strace is not installed"
+	gen --count 12 --seed 33
+	python3 "$GEN" --count 12 --seed 33 --omit 2 > "$T/expected"
+	printf '%s\r\n' "USER alice" "PASS secret" "DELE 2" QUIT > "$T/in"
+	pop3_own
+	env LD_PRELOAD="$PAM_WRAPPER_LIB" PAM_WRAPPER=1 \
+		PAM_WRAPPER_SERVICE_DIR="$T/pam.d" "${RUNAS[@]}" \
+		strace -f -qq -y -o "$T/mail/trace" \
+		-e trace=write,pwrite64,pwritev,pwritev2,fsync,fdatasync,ftruncate,rename,renameat,renameat2,unlinkat \
+		"$HANDLER" -m "$T/mail/%u" -D "$T/state/%u" < "$T/in" > "$T/out" 2> "$T/err"
+	cmp "$T/expected" "$T/mail/alice"
+	# Each step at its first (or last) call in the trace of the session.
+	python3 - "$T/mail/trace" "$T/mail/alice" "$T/state/alice" <<-'PY'
+	import re, sys
+	trace, mbox, state = sys.argv[1:]
+	steps = {}
+	def at(step, i, last=False):
+	    if last or step not in steps:
+	        steps[step] = i
+	calls = [l for l in open(trace) if "<" in l or "rename" in l or "unlink" in l]
+	for i, l in enumerate(calls):
+	    m = re.match(r"\d+ +(\w+)\((?:\d+<([^>]*)>)?(.*)", l)
+	    if not m:
+	        continue
+	    call, path, rest = m.groups()
+	    if call in ("write", "pwrite64", "pwritev", "pwritev2"):
+	        if path == state + "/journal.new":
+	            at("journal written", i, last=True)
+	        elif path == mbox:
+	            at("mailbox first written", i)
+	            at("mailbox last written", i, last=True)
+	    elif call in ("fsync", "fdatasync"):
+	        if path == state + "/journal.new":
+	            at("journal synced", i, last=True)
+	        elif path == state and "journal renamed" in steps:
+	            at("directory synced", i)
+	        elif path == mbox:
+	            at("mailbox synced", i, last=True)
+	    elif call == "ftruncate" and path == mbox:
+	        at("mailbox last written", i, last=True)
+	    elif call.startswith("rename") and '"journal.new"' in rest and '"journal"' in rest:
+	        at("journal renamed", i)
+	    elif call.startswith("rename") and '"journal"' in rest and '"journal.old"' in rest:
+	        at("journal retired", i)
+	order = [["journal written", "journal synced", "journal renamed",
+	          "directory synced", "mailbox first written"],
+	         ["mailbox last written", "mailbox synced", "journal retired"]]
+	print("".join(calls[:200]))
+	print(steps)
+	ok = True
+	for chain in order:
+	    for a, b in zip(chain, chain[1:]):
+	        if a not in steps or b not in steps or steps[a] >= steps[b]:
+	            print("not in order: %s (call %s) before %s (call %s)" %
+	                  (a, steps.get(a), b, steps.get(b)))
+	            ok = False
+	sys.exit(0 if ok else 1)
+	PY
+}
+
 # --- locks ------------------------------------------------------------------
 
 @test "a mailbox dot-locked by another program for 10 s is refused with -ERR [IN-USE]" {
