@@ -95,10 +95,22 @@ new_message() {
 
 @test "RSET then QUIT deletes nothing" {
 	gen --count 6 --seed 18
-	pop3_session "USER alice" "PASS secret" "DELE 1" "DELE 6" RSET QUIT
+	pop3_session "USER alice" "PASS secret" "DELE 1" "DELE 6" RSET "LIST 1" "LIST 6" QUIT
 	[ "$status" -eq 0 ]
+	# the messages are back, not only the counts
+	[[ "${lines[6]}" == "+OK 1 "* ]]
+	[[ "${lines[7]}" == "+OK 6 "* ]]
 	[[ "${lines[-1]}" =~ \(6\ messages\ left\)$ ]]
 	cmp "$T/alice.orig" "$T/mail/alice"
+}
+
+@test "DELE, RSET, then another DELE: QUIT deletes only the message marked after RSET" {
+	gen --count 6 --seed 18
+	python3 "$GEN" --count 6 --seed 18 --omit 3 > "$T/expected"
+	pop3_session "USER alice" "PASS secret" "DELE 1" "DELE 6" RSET "DELE 3" QUIT
+	[ "$status" -eq 0 ]
+	[[ "${lines[-1]}" =~ \(5\ messages\ left\)$ ]]
+	cmp "$T/expected" "$T/mail/alice"
 }
 
 # --- endings without UPDATE ---------------------------------------------------
