@@ -143,6 +143,27 @@ EOF
 	[ "${lines[14]}" = "..hidden" ]
 	[ "${lines[15]}" = "..." ]
 	[ "${lines[16]}" = "." ]
+	# and in a message long enough for RETR's block-wise copy: lines
+	# of every length up to 70 between the dots, bare LF and CR LF.
+	python3 - > "$T/long" <<-'PY'
+	import sys
+	body = b"".join(b"." * (1 + i % 3) + b"x" * (i % 71) +
+	                (b"\r\n" if i % 4 == 0 else b"\n") + b"y" * (i % 5) + b"\n"
+	                for i in range(150))
+	sys.stdout.buffer.write(b"From b@example.org Mon Jan  1 00:00:00 2024\n"
+	                        b"Subject: many dots\n\n" + body + b"\n")
+	PY
+	cat "$T/long" >> "$T/mail/alice"
+	python3 - "$T/long" > "$T/want" <<-'PY'
+	import sys
+	lines = open(sys.argv[1], "rb").read().split(b"\n")[1:-2]
+	sys.stdout.buffer.write(b"".join(
+	    (b"." if l.startswith(b".") else b"") + l.rstrip(b"\r") + b"\r\n"
+	    for l in lines))
+	PY
+	pop3_session "USER alice" "PASS secret" "RETR 2" QUIT
+	[ "${lines[3]}" = "+OK $(( $(wc -c < "$T/want") - $(grep -c '^\.\.' "$T/want") )) octets" ]
+	python3 -c 'import sys; o = open(sys.argv[1], "rb").read(); w = open(sys.argv[2], "rb").read(); sys.exit(b"octets\r\n" + w + b".\r\n+OK" not in o)' "$T/out" "$T/want"
 }
 
 @test "a line that is only a dot is sent as two dots and does not end the message" {
