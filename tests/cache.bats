@@ -45,7 +45,7 @@ same_answers() {
 @test "the second session on an unchanged mailbox reads no byte of it: the table comes from the cache" {
 	pop3_session "${LISTING[@]}"
 	[ -f "$T/state/alice/cache" ]
-	! grep -q 'from the cache' "$T/err"
+	! grep -q 'from the cache' "$T/err" || false
 	same_answers
 	grep -q '30 messages from the cache, 0 bytes read' "$T/cached.err"
 }
@@ -124,10 +124,10 @@ same_answers() {
 	cp "$c" "$T/cache.good"
 	printf '\x01' | dd of="$c" bs=1 seek=300 conv=notrunc status=none
 	same_answers
-	! grep -q 'from the cache' "$T/cached.err"
+	! grep -q 'from the cache' "$T/cached.err" || false
 	head -c 500 "$T/cache.good" > "$c"
 	same_answers
-	! grep -q 'from the cache' "$T/cached.err"
+	! grep -q 'from the cache' "$T/cached.err" || false
 	head -c 100000 /dev/urandom > "$c"
 	same_answers
 	! grep -q 'from the cache' "$T/cached.err"
@@ -154,7 +154,7 @@ same_answers() {
 	rm "$T/state/alice/cache"
 	ln -s "$T/passdb" "$T/state/alice/cache"
 	same_answers
-	! grep -q 'from the cache' "$T/cached.err"
+	! grep -q 'from the cache' "$T/cached.err" || false
 	[ -L "$T/state/alice/cache" ] || [ -f "$T/state/alice/cache" ]
 	grep -q '^alice:secret' "$T/passdb"
 }

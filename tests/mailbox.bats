@@ -109,7 +109,7 @@ uidl_list() {
 	[ "${lines[5]}" = "2 21" ]
 	[ "${lines[7]}" = "+OK 33 octets" ]
 	grep -q $'^+OK 33 octets\r$' "$T/out"
-	! grep -q $'\r\r' "$T/out"
+	! grep -q $'\r\r' "$T/out" || false
 	[ "${lines[8]}" = "Subject: crlf" ]
 	[ "${lines[9]}" = "body 1" ]
 	[ "${lines[10]}" = "body 2" ]
@@ -450,7 +450,7 @@ EOF
 	uidl_list
 	[ "$(wc -l <<< "$uids")" -eq 60 ]
 	[ "$(cut -d' ' -f1 <<< "$uids" | tr '\n' ' ')" = "$(seq 1 60 | tr '\n' ' ')" ]
-	! grep -vqE '^[0-9]+ [!-~]{1,70}$' <<< "$uids"
+	! grep -vqE '^[0-9]+ [!-~]{1,70}$' <<< "$uids" || false
 	[ "$(cut -d' ' -f2 <<< "$uids" | sort -u | wc -l)" -eq 60 ]
 }
 

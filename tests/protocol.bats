@@ -299,7 +299,7 @@ secrets() {
 	secrets
 	pop3_session -P -a "$T/secrets" -- CAPA "USER alice" "PASS secret" QUIT
 	capa=$(printf '%s\n' "${lines[@]}" | sed -n '3,/^\.$/p')
-	! grep -qx USER <<< "$capa"
+	! grep -qx USER <<< "$capa" || false
 	grep -qx TOP <<< "$capa"
 	grep -qx '\-ERR \[AUTH\] Plaintext authentication disallowed on non-secure connections' <<< "$output"
 	grep -qx -- '-ERR Send USER first' <<< "$output"
