@@ -244,41 +244,67 @@ AVX2 static const char *wire_avx2(const char *p, const char *e, char **op,
 }
 
 /* What the CPU has: 0 nothing we use, 1 AVX2, 2 AVX-512 (BW) too. */
-static int vector_level(void)
+static int cpu_level(void)
 {
-	static int level = -1;
-
-	if (level < 0) {
-		__builtin_cpu_init();
-		level = !__builtin_cpu_supports("avx2") ||
-		    !__builtin_cpu_supports("popcnt") ||
-		    !__builtin_cpu_supports("bmi") ? 0 :
-		    __builtin_cpu_supports("avx512f") &&
-		    __builtin_cpu_supports("avx512bw") ? 2 : 1;
-	}
-	return level;
+	__builtin_cpu_init();
+	return !__builtin_cpu_supports("avx2") ||
+	    !__builtin_cpu_supports("popcnt") ||
+	    !__builtin_cpu_supports("bmi") ? 0 :
+	    __builtin_cpu_supports("avx512f") &&
+	    __builtin_cpu_supports("avx512bw") ? 2 : 1;
 }
 #endif
 
+/* The versions in use: the CPU's best, or what lines_use asked for. */
+static int in_use = -1;
+
+static int vector_level(void)
+{
+	if (in_use < 0)
+#ifdef LINES_AVX2
+		in_use = cpu_level();
+#else
+		in_use = 0;
+#endif
+	return in_use;
+}
+
+int lines_use(const char *name)
+{
+	static const char *const names[] = { "plain", "avx2", "avx512" };
+	int k, have = 0;
+
+#ifdef LINES_AVX2
+	have = cpu_level();
+#endif
+	for (k = 0; k <= have; k++)
+		if (!strcmp(name, names[k])) {
+			in_use = k;
+			return 0;
+		}
+	return -1;
+}
+
 const char *lines_body(const char *q, const char *e, off_t *size)
 {
-#ifdef LINES_AVX2
 	switch (vector_level()) {
+#ifdef LINES_AVX2
 	case 2:
 		return body_avx512(q, e, size);
 	case 1:
 		return body_avx2(q, e, size);
-	}
 #endif
+	}
 	return body_plain(q, e, size);
 }
 
 const char *lines_wire(const char *p, const char *e, char **o, const char *oe,
     int *bol)
 {
+	if (vector_level()) {
 #ifdef LINES_AVX2
-	if (vector_level())
 		return wire_avx2(p, e, o, oe, bol);
 #endif
+	}
 	return wire_plain(p, e, o, oe, bol);
 }

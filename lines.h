@@ -41,4 +41,12 @@ const char *lines_body(const char *q, const char *e, off_t *size);
 const char *lines_wire(const char *p, const char *e, char **o, const char *oe,
     int *bol);
 
+/*
+ * From now on lines_body and lines_wire use the versions named: "plain",
+ * "avx2" or "avx512" (lines_wire has none of its own for AVX-512, and uses
+ * AVX2's). Returns 0, or -1, changing nothing, when this build or CPU has no
+ * such version. For tests (tests/lines-check.c): the handler never calls it.
+ */
+int lines_use(const char *name);
+
 #endif

@@ -150,7 +150,8 @@ verdict() {
 		[ -z "$(ls -A "$T/state/alice" | grep -vx cache)" ] || { echo "after $p:"; ls -la "$T/state/alice"; false; }
 	done
 	echo "# SIGKILL at ${#points[@]} instants: $orig left the old mailbox, $final the new one, 0 damaged" >&3
-	[ "$final" -gt 0 ] && [ "$orig" -gt 0 ]
+	[ "$final" -gt 0 ]
+	[ "$orig" -gt 0 ]
 }
 
 @test "mail delivered after a crash in mid-rewrite is kept when the next login finishes the update" {

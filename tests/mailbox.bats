@@ -109,7 +109,7 @@ uidl_list() {
 	[ "${lines[5]}" = "2 21" ]
 	[ "${lines[7]}" = "+OK 33 octets" ]
 	grep -q $'^+OK 33 octets\r$' "$T/out"
-	! grep -q $'\r\r' "$T/out"
+	! grep -q $'\r\r' "$T/out" || false
 	[ "${lines[8]}" = "Subject: crlf" ]
 	[ "${lines[9]}" = "body 1" ]
 	[ "${lines[10]}" = "body 2" ]
@@ -143,6 +143,27 @@ EOF
 	[ "${lines[14]}" = "..hidden" ]
 	[ "${lines[15]}" = "..." ]
 	[ "${lines[16]}" = "." ]
+	# and in a message long enough for RETR's block-wise copy: lines
+	# of every length up to 70 between the dots, bare LF and CR LF.
+	python3 - > "$T/long" <<-'PY'
+	import sys
+	body = b"".join(b"." * (1 + i % 3) + b"x" * (i % 71) +
+	                (b"\r\n" if i % 4 == 0 else b"\n") + b"y" * (i % 5) + b"\n"
+	                for i in range(150))
+	sys.stdout.buffer.write(b"From b@example.org Mon Jan  1 00:00:00 2024\n"
+	                        b"Subject: many dots\n\n" + body + b"\n")
+	PY
+	cat "$T/long" >> "$T/mail/alice"
+	python3 - "$T/long" > "$T/want" <<-'PY'
+	import sys
+	lines = open(sys.argv[1], "rb").read().split(b"\n")[1:-2]
+	sys.stdout.buffer.write(b"".join(
+	    (b"." if l.startswith(b".") else b"") + l.rstrip(b"\r") + b"\r\n"
+	    for l in lines))
+	PY
+	pop3_session "USER alice" "PASS secret" "RETR 2" QUIT
+	[ "${lines[3]}" = "+OK $(( $(wc -c < "$T/want") - $(grep -c '^\.\.' "$T/want") )) octets" ]
+	python3 -c 'import sys; o = open(sys.argv[1], "rb").read(); w = open(sys.argv[2], "rb").read(); sys.exit(b"octets\r\n" + w + b".\r\n+OK" not in o)' "$T/out" "$T/want"
 }
 
 @test "a line that is only a dot is sent as two dots and does not end the message" {
@@ -285,6 +306,31 @@ EOF
 	[ "${lines[16]}" = "." ]
 }
 
+@test "an empty message, its From_ line followed at once by the next message or the end, is sent as a lone ." {
+	printf 'From a@example.org Mon Jan  1 00:00:00 2024\n\nFrom b@example.org Mon Jan  1 00:00:00 2024\nSubject: b\n\nbody\n\nFrom c@example.org Mon Jan  1 00:00:00 2024\n' | mbox alice
+	pop3_session "USER alice" "PASS secret" "LIST 1" "LIST 3" "RETR 1" "TOP 1 0" "RETR 3" "TOP 3 5" "RETR 2" QUIT
+	# The whole transcript: a missing "." would leave a client waiting,
+	# and here would run the next reply into the message.
+	diff - <(sed -n '4,$p' "$T/out" | tr -d '\r') <<-EOF
+	+OK 1 0
+	+OK 3 0
+	+OK 0 octets
+	.
+	+OK Top of message 1 follows
+	.
+	+OK 0 octets
+	.
+	+OK Top of message 3 follows
+	.
+	+OK 20 octets
+	Subject: b
+	
+	body
+	.
+	+OK pop3-handler signing off (3 messages left)
+	EOF
+}
+
 # --- the pseudo-message -----------------------------------------------------
 
 pseudo() {
@@ -404,7 +450,7 @@ EOF
 	uidl_list
 	[ "$(wc -l <<< "$uids")" -eq 60 ]
 	[ "$(cut -d' ' -f1 <<< "$uids" | tr '\n' ' ')" = "$(seq 1 60 | tr '\n' ' ')" ]
-	! grep -vqE '^[0-9]+ [!-~]{1,70}$' <<< "$uids"
+	! grep -vqE '^[0-9]+ [!-~]{1,70}$' <<< "$uids" || false
 	[ "$(cut -d' ' -f2 <<< "$uids" | sort -u | wc -l)" -eq 60 ]
 }
 

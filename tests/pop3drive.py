@@ -17,6 +17,8 @@ driver reads the greeting, then runs the script, one action per line:
   R:              read one reply line
   M:              read one multi-line reply (first line; if +OK, up to ".")
   A: user secret  send APOP user md5(<greeting timestamp> secret), read reply
+  D: N user secret  the same with hex digit N (0-31) of the digest changed,
+                  and only that one: a digest right but for that digit
   K: user secret  send AUTH CRAM-MD5, read the "+ " challenge, answer with
                   user and HMAC-MD5(secret, challenge), read the reply
   ! command       run "command" with bash -c and wait; its output goes to
@@ -153,11 +155,20 @@ def main():
                 reply(s, False)
             elif act.startswith("M:"):
                 reply(s, True)
-            elif act.startswith("A:"):
+            elif act.startswith("A:") or act.startswith("D:"):
+                wrong = -1
+                if act.startswith("D:"):
+                    wrong, act = act[2:].split(None, 1)
+                    wrong, act = int(wrong), "A: " + act
                 user, secret = act[2:].split(None, 1)
                 m = re.search(rb"<[^>]*>", greeting or b"")
                 ts = m.group(0) if m else b""
                 digest = hashlib.md5(ts + secret.encode()).hexdigest()
+                if wrong >= 0:
+                    d = "0123456789abcdef"
+                    digest = (digest[:wrong] +
+                              d[(d.index(digest[wrong]) + 1) % 16] +
+                              digest[wrong + 1:])
                 s.send(b"APOP " + user.encode() + b" " + digest.encode() + b"\r\n")
                 reply(s, False)
             elif act.startswith("K:"):

@@ -22,14 +22,15 @@ teardown() {
 	pop3_teardown
 }
 
-# client HEADER-PYTHON-EXPR [pop3 lines...]: connects, sends the header
+# client HEADER-PYTHON-EXPR [pop3 lines...]: connects (to $HOST, or
+# 127.0.0.1), sends the header
 # (a Python bytes expression) and the POP3 lines in one write, and prints
 # every line the server sends until it closes.
 client() {
-	python3 - "$PORT" "$@" <<-'PY'
+	python3 - "${HOST:-127.0.0.1}" "$PORT" "$@" <<-'PY'
 	import socket, struct, sys
-	port, header, cmds = int(sys.argv[1]), eval(sys.argv[2]), sys.argv[3:]
-	s = socket.create_connection(("127.0.0.1", port), 10)
+	port, header, cmds = int(sys.argv[2]), eval(sys.argv[3]), sys.argv[4:]
+	s = socket.create_connection((sys.argv[1], port), 10)
 	s.settimeout(15)
 	s.sendall(header + b"".join(c.encode() + b"\r\n" for c in cmds))
 	data = b""
@@ -108,4 +109,56 @@ SIG='b"\r\n\r\n\x00\r\nQUIT\n"'
 	[ "$status" -eq 2 ]
 	pop3_run -X 10.0.0.0/33
 	[ "$status" -eq 2 ]
+}
+
+# trusted HOST NETS: whether -X NETS trusts a proxy at HOST (127.0.0.1 or
+# ::1, where it connects from): "yes" when its PROXY line names the client,
+# "no" when the line is taken for an unknown command.
+trusted() {
+	local HOST=$1
+	PORT="$(python3 -c 'import socket, sys; s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET); s.bind((sys.argv[1], 0)); print(s.getsockname()[1])' "$HOST")"
+	pop3_own
+	systemd-socket-activate -l "$([[ $HOST == *:* ]] && echo "[$HOST]" || echo "$HOST"):$PORT" --inetd -a \
+		"${RUNAS[@]}" "$HANDLER" -d -m "$T/mail/%u" -D "$T/state/%u" -X "$2" \
+		2>> "$T/err" &
+	LISTENER=$!
+	local i out=
+	for i in $(seq 50); do
+		out=$(client 'b"PROXY TCP4 192.0.2.1 192.0.2.2 56324 110\r\n"' QUIT 2>/dev/null) && [ -n "$out" ] && break
+		sleep 0.1
+	done
+	pop3_unlisten
+	case $out in
+	$'+OK pop3-handler ready\n+OK pop3-handler signing off'*) echo yes ;;
+	$'+OK pop3-handler ready\n-ERR Unknown command\n'*) echo no ;;
+	*) echo "unexpected: $out" ;;
+	esac
+}
+
+@test "-X networks whose prefix is no multiple of 8 trust the addresses just inside and no others, IPv4 and IPv6" {
+	local want net host got bad=0
+	while read -r want host net; do
+		got=$(trusted "$host" "$net")
+		echo "$host in -X $net: $got (want $want)"
+		[ "$got" = "$want" ] || bad=$((bad + 1))
+	done <<-EOF
+	yes 127.0.0.1 127.0.0.0/25
+	no  127.0.0.1 127.0.0.128/25
+	no  127.0.0.1 127.0.0.129/25
+	yes 127.0.0.1 127.0.0.0/31
+	no  127.0.0.1 127.0.0.2/31
+	yes 127.0.0.1 127.0.15.255/20
+	no  127.0.0.1 127.0.16.0/20
+	yes 127.0.0.1 127.0.0.31/27
+	no  127.0.0.1 127.0.0.32/27
+	yes 127.0.0.1 0.0.0.0/1
+	no  127.0.0.1 128.0.0.0/1
+	yes ::1 ::/127
+	no  ::1 ::2/127
+	yes ::1 ::7f/121
+	no  ::1 ::80/121
+	yes ::1 ::/9
+	no  ::1 80::/9
+	EOF
+	[ "$bad" -eq 0 ]
 }

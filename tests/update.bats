@@ -95,10 +95,22 @@ new_message() {
 
 @test "RSET then QUIT deletes nothing" {
 	gen --count 6 --seed 18
-	pop3_session "USER alice" "PASS secret" "DELE 1" "DELE 6" RSET QUIT
+	pop3_session "USER alice" "PASS secret" "DELE 1" "DELE 6" RSET "LIST 1" "LIST 6" QUIT
 	[ "$status" -eq 0 ]
+	# the messages are back, not only the counts
+	[[ "${lines[6]}" == "+OK 1 "* ]]
+	[[ "${lines[7]}" == "+OK 6 "* ]]
 	[[ "${lines[-1]}" =~ \(6\ messages\ left\)$ ]]
 	cmp "$T/alice.orig" "$T/mail/alice"
+}
+
+@test "DELE, RSET, then another DELE: QUIT deletes only the message marked after RSET" {
+	gen --count 6 --seed 18
+	python3 "$GEN" --count 6 --seed 18 --omit 3 > "$T/expected"
+	pop3_session "USER alice" "PASS secret" "DELE 1" "DELE 6" RSET "DELE 3" QUIT
+	[ "$status" -eq 0 ]
+	[[ "${lines[-1]}" =~ \(5\ messages\ left\)$ ]]
+	cmp "$T/expected" "$T/mail/alice"
 }
 
 # --- endings without UPDATE ---------------------------------------------------
@@ -168,7 +180,7 @@ new_message() {
 	open(sys.argv[2], "wb").write(d)
 	EOF
 	[ "$(wc -c < "$T/edited")" -eq "$(wc -c < "$T/alice.orig")" ]
-	! cmp -s "$T/edited" "$T/alice.orig"
+	! cmp -s "$T/edited" "$T/alice.orig" || false
 	pop3_drive <<-'EOF'
 	C: USER alice
 	C: PASS secret
@@ -251,6 +263,67 @@ new_message() {
 	cmp "$T/expected" "$T/mail/alice"
 }
 
+@test "QUIT's durable writes come in order: journal synced, renamed and its directory synced before the mailbox is written, the mailbox synced before the journal is retired" {
+	command -v strace >/dev/null || skip "strace is not installed"
+	gen --count 12 --seed 33
+	python3 "$GEN" --count 12 --seed 33 --omit 2 > "$T/expected"
+	printf '%s\r\n' "USER alice" "PASS secret" "DELE 2" QUIT > "$T/in"
+	pop3_own
+	env LD_PRELOAD="$PAM_WRAPPER_LIB" PAM_WRAPPER=1 \
+		PAM_WRAPPER_SERVICE_DIR="$T/pam.d" "${RUNAS[@]}" \
+		strace -f -qq -y -o "$T/mail/trace" \
+		-e trace=write,pwrite64,pwritev,pwritev2,fsync,fdatasync,ftruncate,rename,renameat,renameat2,unlinkat \
+		"$HANDLER" -m "$T/mail/%u" -D "$T/state/%u" < "$T/in" > "$T/out" 2> "$T/err"
+	cmp "$T/expected" "$T/mail/alice"
+	# Each step at its first (or last) call in the trace of the session.
+	python3 - "$T/mail/trace" "$T/mail/alice" "$T/state/alice" <<-'PY'
+	import re, sys
+	trace, mbox, state = sys.argv[1:]
+	steps = {}
+	def at(step, i, last=False):
+	    if last or step not in steps:
+	        steps[step] = i
+	calls = [l for l in open(trace) if "<" in l or "rename" in l or "unlink" in l]
+	for i, l in enumerate(calls):
+	    m = re.match(r"\d+ +(\w+)\((?:\d+<([^>]*)>)?(.*)", l)
+	    if not m:
+	        continue
+	    call, path, rest = m.groups()
+	    if call in ("write", "pwrite64", "pwritev", "pwritev2"):
+	        if path == state + "/journal.new":
+	            at("journal written", i, last=True)
+	        elif path == mbox:
+	            at("mailbox first written", i)
+	            at("mailbox last written", i, last=True)
+	    elif call in ("fsync", "fdatasync"):
+	        if path == state + "/journal.new":
+	            at("journal synced", i, last=True)
+	        elif path == state and "journal renamed" in steps:
+	            at("directory synced", i)
+	        elif path == mbox:
+	            at("mailbox synced", i, last=True)
+	    elif call == "ftruncate" and path == mbox:
+	        at("mailbox last written", i, last=True)
+	    elif call.startswith("rename") and '"journal.new"' in rest and '"journal"' in rest:
+	        at("journal renamed", i)
+	    elif call.startswith("rename") and '"journal"' in rest and '"journal.old"' in rest:
+	        at("journal retired", i)
+	order = [["journal written", "journal synced", "journal renamed",
+	          "directory synced", "mailbox first written"],
+	         ["mailbox last written", "mailbox synced", "journal retired"]]
+	print("".join(calls[:200]))
+	print(steps)
+	ok = True
+	for chain in order:
+	    for a, b in zip(chain, chain[1:]):
+	        if a not in steps or b not in steps or steps[a] >= steps[b]:
+	            print("not in order: %s (call %s) before %s (call %s)" %
+	                  (a, steps.get(a), b, steps.get(b)))
+	            ok = False
+	sys.exit(0 if ok else 1)
+	PY
+}
+
 # --- locks ------------------------------------------------------------------
 
 @test "a mailbox dot-locked by another program for 10 s is refused with -ERR [IN-USE]" {
@@ -261,6 +334,63 @@ new_message() {
 	[[ "${lines[2]}" == "-ERR [IN-USE]"* ]] || { echo "$output"; false; }
 	[ "${#lines[@]}" -eq 3 ]
 	[ "$status" -eq 1 ]
+	cmp "$T/alice.orig" "$T/mail/alice"
+}
+
+# fcntl_hold SECONDS: another program (no dotlock, as some MUAs and MDAs) holds
+# an fcntl lock on alice's mailbox for SECONDS, from when this returns; its
+# pid is $HOLDER.
+fcntl_hold() {
+	python3 -c '
+import fcntl, os, sys, time
+with open(sys.argv[1], "r+b") as f:
+    fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    open(sys.argv[2], "w").close()
+    time.sleep(float(sys.argv[3]))
+' "$T/mail/alice" "$T/held" "$1" > /dev/null 2>&1 3>&- &
+	HOLDER=$!
+	local i
+	for i in $(seq 50); do
+		[ ! -e "$T/held" ] || return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+@test "a mailbox fcntl-locked by another program is waited for and read once it is let go" {
+	gen --count 3 --seed 31
+	pop3_own
+	fcntl_hold 2
+	t0=$(date +%s%N)
+	pop3_session "USER alice" "PASS secret" STAT QUIT
+	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+	wait "$HOLDER"
+	echo "$output"
+	echo "# logged in after $ms ms" >&3
+	[[ "${lines[2]}" == "+OK maildrop has 3 messages"* ]]
+	[ "$status" -eq 0 ]
+	[ "$ms" -ge 1500 ]
+	[ "$ms" -lt 9000 ]
+	cmp "$T/alice.orig" "$T/mail/alice"
+}
+
+@test "a mailbox fcntl-locked by another program for over 10 s is refused with -ERR [IN-USE]" {
+	gen --count 3 --seed 32
+	pop3_own
+	fcntl_hold 14
+	t0=$(date +%s%N)
+	pop3_session "USER alice" "PASS secret" STAT QUIT
+	ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+	kill "$HOLDER"
+	wait "$HOLDER" || true
+	echo "$output"
+	[[ "${lines[2]}" == "-ERR [IN-USE]"* ]]
+	[ "${#lines[@]}" -eq 3 ]
+	[ "$status" -eq 1 ]
+	# LOCK_TIMEOUT counts whole seconds of time(): over 9 s, up to 10.
+	echo "# refused after $ms ms" >&3
+	[ "$ms" -ge 8500 ]
+	[ ! -e "$T/mail/alice.lock" ]
 	cmp "$T/alice.orig" "$T/mail/alice"
 }
 
