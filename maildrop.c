@@ -158,6 +158,7 @@ static ssize_t read_full(int fd, char *buf, size_t len, off_t off)
 	size_t done = 0;
 	ssize_t n;
 
+	dotlock_refresh();	/* a long read or rewrite under a shared lock */
 	while (done < len) {
 		n = pread(fd, buf + done, len - done, off + done);
 		if (n < 0 && errno == EINTR)
@@ -175,6 +176,7 @@ static int write_full(int fd, const char *buf, size_t len, off_t off)
 {
 	ssize_t n;
 
+	dotlock_refresh();
 	while (len) {
 		n = pwrite(fd, buf, len, off);
 		if (n < 0 && errno == EINTR)
