@@ -19,18 +19,18 @@
 #include <grp.h>
 #include <limits.h>
 #include <lockfile.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <poll.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dotlock.h"

@@ -5,6 +5,7 @@
 # left untouched for 5 minutes is stale there, and the handler writes no pid.
 
 load helpers
+load e2e
 
 setup() {
 	pop3_setup
@@ -16,6 +17,25 @@ setup() {
 
 teardown() {
 	pop3_teardown
+	[ -z "${R:-}" ] || e2e_cleanup
+}
+
+# as_root OPTIONS...: as deployed, started as root with a real user and a
+# /var/mail spool (root:mail 2775), so that the dotlock keeper makes the lock;
+# one session with STAT, its replies in $output/$lines, its log in $R/err.
+as_root() {
+	e2e_begin
+	e2e_user p3l
+	e2e_spool 3 71
+	e2e_pam
+	printf 'USER %s\r\nPASS %s\r\nSTAT\r\nQUIT\r\n' "$U" "$(cat "$R/pass")" > "$R/in"
+}
+
+root_session() {
+	status=0
+	"$HANDLER" -d "${OPTS[@]}" "$@" < "$R/in" > "$R/out" 2> "$R/err" || status=$?
+	output="$(tr -d '\r' < "$R/out")"
+	IFS=$'\n' read -r -d '' -a lines <<< "$output" || true
 }
 
 # dotlock PID [touch-date]: a lock on alice's mailbox as another host's
@@ -80,6 +100,31 @@ dotlock() {
 	pop3_session "USER alice" "PASS secret" STAT QUIT
 	[[ "${lines[2]}" == "+OK"* ]] || { echo "$output"; cat "$T/err"; false; }
 	[ ! -e "$T/mail/alice.lock" ]
+}
+
+@test "as root, -F shared: the keeper waits for a fresh dotlock holding a pid of no process here, and leaves it" {
+	[ "$(id -u)" = 0 ] || skip "needs root: makes a system user and a /var/mail spool"
+	as_root
+	echo "$NOPID" > "/var/mail/$U.lock"
+	local start=$SECONDS
+	root_session -F shared
+	local took=$((SECONDS - start))
+	echo "$output (after ${took}s)"
+	grep -q "dotlock keeper for /var/mail/$U.lock" "$R/err"
+	[[ "${lines[2]}" == "-ERR [IN-USE]"* ]]
+	[ "$took" -ge 9 ]
+	[ "$(cat "/var/mail/$U.lock")" = "$NOPID" ]
+	cmp "$R/spool.orig" "/var/mail/$U"
+}
+
+@test "as root, -F local: the keeper removes a dotlock holding a pid of no process here at once" {
+	[ "$(id -u)" = 0 ] || skip "needs root: makes a system user and a /var/mail spool"
+	as_root
+	echo "$NOPID" > "/var/mail/$U.lock"
+	root_session -F local
+	grep -q "dotlock keeper for /var/mail/$U.lock" "$R/err"
+	[[ "${lines[2]}" == "+OK maildrop has 3 messages"* ]] || { echo "$output"; cat "$R/err"; false; }
+	[ ! -e "/var/mail/$U.lock" ]
 }
 
 @test "-F takes only shared or local" {
