@@ -86,6 +86,30 @@ dotlock() {
 	! grep -q "write([0-9]*, \"[1-9][0-9]*\\\\n\"" "$T/mail/trace"
 }
 
+@test "-F shared: a dotlock held for over a minute is touched, so that nobody takes it as stale" {
+	command -v strace >/dev/null || skip "strace is not installed"
+	# Three chunks or more to scan; strace holds the second read of the
+	# mailbox 61 s, as a slow file server would, with the lock held.
+	python3 "$BATS_TEST_DIRNAME/gen-mbox.py" --count 100 --seed 72 > "$T/mail/alice"
+	[ "$(stat -c %s "$T/mail/alice")" -gt 262144 ]
+	printf '%s\r\n' "USER alice" "PASS secret" STAT QUIT > "$T/in"
+	pop3_own
+	env LD_PRELOAD="$PAM_WRAPPER_LIB" PAM_WRAPPER=1 \
+		PAM_WRAPPER_SERVICE_DIR="$T/pam.d" "${RUNAS[@]}" \
+		strace -f -qq -o "$T/mail/trace" -P "$T/mail/alice" -P "$T/mail/alice.lock" \
+		-e trace=pread64,utimensat,unlink \
+		-e inject=pread64:delay_exit=61000000:when=2 \
+		"$HANDLER" -F shared -m "$T/mail/%u" -D "$T/state/%u" \
+		< "$T/in" > "$T/out" 2> "$T/err" || { cat "$T/out" "$T/err"; false; }
+	grep -q '^+OK maildrop has 100 messages' "$T/out"
+	# Touched once, after the slow read and before the lock went.
+	grep -n "utimensat(AT_FDCWD, \"$T/mail/alice.lock\", NULL, 0) = 0" "$T/mail/trace"
+	[ "$(grep -c 'utimensat(' "$T/mail/trace")" -eq 1 ]
+	touch_at=$(grep -n 'utimensat(' "$T/mail/trace" | cut -d: -f1)
+	unlock_at=$(grep -n "unlink(\"$T/mail/alice.lock\")" "$T/mail/trace" | head -n 1 | cut -d: -f1)
+	[ "$touch_at" -lt "$unlock_at" ]
+}
+
 @test "-F local: a dotlock holding a pid of no process here is stale and removed at once" {
 	dotlock "$NOPID"
 	local start=$SECONDS
