@@ -8,12 +8,18 @@
  * socket, with the checks dotlockfile makes (the mailbox a regular file of
  * the user's, in the directory it started in). It parses nothing of the
  * client's, and goes when the session does, taking its lock with it.
+ *
+ * Where the spool is on a file system other hosts share, the pid in a lock
+ * may be a live process on another host: liblockfile's manual forbids L_PID
+ * there. Such a lock holds no pid, is stale only once 5 minutes old (by the
+ * file server's clock, as liblockfile reads it), and is touched while held.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
 #include <lockfile.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,8 +27,10 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dotlock.h"
@@ -31,11 +39,64 @@
 static int keeper = -1;		/* our end of the keeper's socket */
 static pid_t keeper_pid;
 static char *kept;		/* the lock it keeps */
+static enum dotlock_share share = DOTLOCK_DETECT;
+static char *touching;		/* a lock of ours to touch, without a keeper */
+static struct timespec touched;	/* when it was made or last touched */
 
 struct answer {
 	int status;		/* liblockfile's */
 	int err;		/* errno, on a failure */
 };
+
+void dotlock_set_share(enum dotlock_share how)
+{
+	share = how;
+}
+
+/*
+ * The flags for a lock named name: L_PID on a local file system, none on a
+ * shared one (by f_type: NFS, SMB and CIFS, AFS, Coda, Ceph, 9P, Lustre,
+ * GPFS, GlusterFS and the like through FUSE, cluster file systems). When the
+ * file system cannot be told, shared: the pid would then delete a live lock,
+ * while age only keeps a dead one 5 minutes.
+ */
+static int lock_flags(const char *name)
+{
+	const char *slash = strrchr(name, '/');
+	char dir[PATH_MAX];
+	struct statfs fs;
+
+	if (share != DOTLOCK_DETECT)
+		return share == DOTLOCK_LOCAL ? L_PID : 0;
+	if (!slash)
+		strcpy(dir, ".");
+	else if ((size_t)(slash - name) < sizeof(dir)) {
+		memcpy(dir, name, slash == name ? 1 : slash - name);
+		dir[slash == name ? 1 : slash - name] = '\0';
+	} else
+		return 0;
+	if (statfs(dir, &fs))
+		return 0;
+	switch ((unsigned long)fs.f_type) {
+	case 0x6969:		/* NFS */
+	case 0x517b:		/* SMB */
+	case 0xff534d42:	/* CIFS */
+	case 0xfe534d42:	/* SMB2 */
+	case 0x5346414f:	/* AFS */
+	case 0x6b414653:	/* kAFS */
+	case 0x73757245:	/* Coda */
+	case 0x00c36400:	/* Ceph */
+	case 0x01021997:	/* 9P */
+	case 0x0bd00bd0:	/* Lustre */
+	case 0x47504653:	/* GPFS */
+	case 0x65735546:	/* FUSE */
+	case 0x7461636f:	/* OCFS2 */
+	case 0x01161970:	/* GFS2 */
+	case 0x564c:		/* NCP */
+		return 0;
+	}
+	return L_PID;
+}
 
 /* The keeper's checks before each lock, as dotlockfile's: the directory is
  * the one it started in, and the mailbox there a regular file of ours. */
@@ -50,18 +111,33 @@ static int fit(const struct stat *dir, const char *mailbox)
 	    st.st_uid == getuid();
 }
 
-/* The keeper: 'L' locks, 'U' unlocks, EOF ends it (unlocking first). */
+/* The keeper: 'L' locks, 'U' unlocks, EOF ends it (unlocking first). A
+ * lock without a pid is touched every DOTLOCK_TOUCH seconds it is held,
+ * whatever the session is doing meanwhile. */
 static void keep(int fd, const struct stat *dir, const char *mailbox,
     const char *lock)
 {
+	struct pollfd pfd = { fd, POLLIN, 0 };
 	struct answer a;
-	int held = 0;
+	int held = 0, flags = 0;
 	char c;
 
-	while (read(fd, &c, 1) == 1) {
+	for (;;) {
+		int n = poll(&pfd, 1, held && !flags ? DOTLOCK_TOUCH * 1000 :
+		    -1);
+
+		if (n == 0) {
+			lockfile_touch(lock);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 || read(fd, &c, 1) != 1)
+			break;
 		memset(&a, 0, sizeof(a));
 		if (c == 'L' && fit(dir, mailbox)) {
-			a.status = lockfile_create(lock, 0, L_PID);
+			flags = lock_flags(lock);
+			a.status = lockfile_create(lock, 0, flags);
 			held = a.status == L_SUCCESS;
 		} else if (c == 'L') {
 			a.status = L_ERROR;
@@ -170,20 +246,43 @@ static int ask(char c)
 /* Without a keeper (or once it is gone), liblockfile does it all. */
 int dotlock_create(const char *name)
 {
-	int r;
+	int r, flags;
 
 	if (keeper >= 0 && !strcmp(name, kept) && (r = ask('L')) >= 0)
 		return r;
-	return lockfile_create(name, 0, L_PID);
+	flags = lock_flags(name);
+	r = lockfile_create(name, 0, flags);
+	if (r == L_SUCCESS && !flags) {
+		free(touching);
+		if ((touching = strdup(name)))
+			clock_gettime(CLOCK_MONOTONIC_COARSE, &touched);
+	}
+	return r;
 }
 
 int dotlock_remove(const char *name)
 {
 	int r;
 
+	if (touching && !strcmp(name, touching)) {
+		free(touching);
+		touching = NULL;
+	}
 	if (keeper >= 0 && !strcmp(name, kept) && (r = ask('U')) >= 0)
 		return r == L_SUCCESS ? 0 : -1;
 	return lockfile_remove(name);
+}
+
+void dotlock_refresh(void)
+{
+	struct timespec now;
+
+	if (!touching || clock_gettime(CLOCK_MONOTONIC_COARSE, &now) ||
+	    now.tv_sec - touched.tv_sec < DOTLOCK_TOUCH)
+		return;
+	if (lockfile_touch(touching))
+		syslog(LOG_ERR, "%s: cannot touch: %m", touching);
+	touched = now;
 }
 
 void dotlock_done(void)

@@ -9,6 +9,13 @@
 
 #include <sys/types.h>
 
+/* How a stale dotlock is told (-F): by the spool's file system (statfs), as
+ * on a local one (by the pid in it), or as on a shared one (by its age). */
+enum dotlock_share { DOTLOCK_DETECT, DOTLOCK_LOCAL, DOTLOCK_SHARED };
+
+/* Sets how, for every lock made from then on, before dotlock_keeper. */
+void dotlock_set_share(enum dotlock_share how);
+
 /* As root, before the drop to uid: if only the group that liblockfile's
  * helper runs as may make locks next to the mailbox at path, forks the
  * keeper, with that group and uid, for path's dotlock. Returns 1 when it
@@ -21,6 +28,12 @@ int dotlock_keeper(const char *path, uid_t uid);
  * (L_SUCCESS, L_MAXTRYS when another holds it, ...) with errno set on a
  * failure. */
 int dotlock_create(const char *name);
+
+/* While a lock without a pid (shared spool) is held by this process, touches
+ * it if DOTLOCK_TOUCH seconds have passed since it was made or touched, so
+ * that nobody takes it as stale; otherwise returns at once. Cheap enough for
+ * every read and write of the mailbox. */
+void dotlock_refresh(void);
 
 /* Removes the dotlock name. Returns 0, or -1 with errno set. */
 int dotlock_remove(const char *name);

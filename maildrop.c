@@ -158,6 +158,7 @@ static ssize_t read_full(int fd, char *buf, size_t len, off_t off)
 	size_t done = 0;
 	ssize_t n;
 
+	dotlock_refresh();	/* a long read or rewrite under a shared lock */
 	while (done < len) {
 		n = pread(fd, buf + done, len - done, off + done);
 		if (n < 0 && errno == EINTR)
@@ -175,6 +176,7 @@ static int write_full(int fd, const char *buf, size_t len, off_t off)
 {
 	ssize_t n;
 
+	dotlock_refresh();
 	while (len) {
 		n = pwrite(fd, buf, len, off);
 		if (n < 0 && errno == EINTR)
@@ -1544,7 +1546,7 @@ static int journal_write(struct maildrop *md, struct journal *j,
 	XXH3_state_t *h = XXH3_createState();
 	off_t off = sizeof(*j), total = sizeof(*j);
 	size_t i;
-	int fd, ret = -1, saved;
+	int fd, ret = -1, saved, renamed = 0;
 
 	unlinkat(md->state, journal_new, 0);
 	fd = openat(md->state, journal_new, O_WRONLY | O_CREAT | O_EXCL |
@@ -1567,15 +1569,21 @@ static int journal_write(struct maildrop *md, struct journal *j,
 	j->data = XXH3_64bits_digest(h);
 	j->check = journal_check(j);
 	if (write_full(fd, (const char *)j, sizeof(*j), 0) || fsync(fd) ||
-	    renameat(md->state, journal_new, md->state, journal_name) ||
-	    fsync(md->state))
+	    renameat(md->state, journal_new, md->state, journal_name))
+		goto out;
+	renamed = 1;
+	if (fsync(md->state))
 		goto out;
 	ret = 0;
 out:
 	saved = errno;
 	if (fd >= 0)
 		close(fd);
-	if (ret)
+	/* Renamed into place but not known to be on the disk: the caller
+	 * says nothing was deleted, so the next login must not carry it out. */
+	if (ret && renamed && !unlinkat(md->state, journal_name, 0))
+		fsync(md->state);
+	else if (ret)
 		unlinkat(md->state, journal_new, 0);
 	XXH3_freeState(h);
 	errno = saved;

@@ -89,6 +89,9 @@
 /* liblockfile's set-group-ID helper: the dotlock keeper (dotlock.c) takes
  * its group. */
 #define DOTLOCK_HELPER		"/usr/bin/dotlockfile"
+/* On a shared spool (-F), where liblockfile takes a dotlock untouched for
+ * 300 s as stale: how often a held one is touched, in seconds. */
+#define DOTLOCK_TOUCH		60
 /* How long to wait for the fcntl lock and the dotlock, in seconds. */
 #define LOCK_TIMEOUT		10
 

@@ -1515,7 +1515,7 @@ static void usage(void)
 	fprintf(stderr, "usage: " POP3_NAME " [-1dAPSTV] [-s service] "
 	    "[-m mailbox-template] [-D state-template] [-a apop-secrets] "
 	    "[-t timeout] [-l login-delay] [-e expire-days] "
-	    "[-L login-timeout] "
+	    "[-L login-timeout] [-F shared|local] "
 	    "[-W workaround,...] [-X proxy-address,...] "
 	    "[-v virtual-users [-U account]]\n"
 	    "       " POP3_NAME " -H    (a yescrypt hash of the password on "
@@ -1721,7 +1721,7 @@ int main(int argc, char **argv)
 	unsigned long long v;
 	char name[MAX_USER + 1];
 
-	while ((c = getopt(argc, argv, "1a:AdD:e:Hl:L:s:m:Pt:STU:v:VW:X:")) != -1)
+	while ((c = getopt(argc, argv, "1a:AdD:e:F:Hl:L:s:m:Pt:STU:v:VW:X:")) != -1)
 		switch (c) {
 		case 'a':
 			apop_file = optarg;
@@ -1731,6 +1731,14 @@ int main(int argc, char **argv)
 			break;
 		case 'H':
 			hash = 1;
+			break;
+		case 'F':
+			if (!strcmp(optarg, "shared"))
+				dotlock_set_share(DOTLOCK_SHARED);
+			else if (!strcmp(optarg, "local"))
+				dotlock_set_share(DOTLOCK_LOCAL);
+			else
+				usage();
 			break;
 		case 'v':
 			vusers_file = optarg;

@@ -1,0 +1,158 @@
+#!/usr/bin/env bats
+# Which dotlocks are stale (-F). liblockfile tells a stale MAILBOX.lock by the
+# pid in it where the spool is local to this host; on a file system other hosts
+# share (NFS, SMB, ...) that pid may be a live process elsewhere, so only a lock
+# left untouched for 5 minutes is stale there, and the handler writes no pid.
+
+load helpers
+load e2e
+
+setup() {
+	pop3_setup
+	mbox alice < "$BATS_TEST_DIRNAME/sample.mbox"
+	cp "$T/mail/alice" "$T/alice.orig"
+	# A pid no process here can have: above the kernel's pid_max.
+	NOPID=$(( $(cat /proc/sys/kernel/pid_max) + 1000 ))
+}
+
+teardown() {
+	pop3_teardown
+	[ -z "${R:-}" ] || e2e_cleanup
+}
+
+# as_root OPTIONS...: as deployed, started as root with a real user and a
+# /var/mail spool (root:mail 2775), so that the dotlock keeper makes the lock;
+# one session with STAT, its replies in $output/$lines, its log in $R/err.
+as_root() {
+	e2e_begin
+	e2e_user p3l
+	e2e_spool 3 71
+	e2e_pam
+	printf 'USER %s\r\nPASS %s\r\nSTAT\r\nQUIT\r\n' "$U" "$(cat "$R/pass")" > "$R/in"
+}
+
+root_session() {
+	status=0
+	"$HANDLER" -d "${OPTS[@]}" "$@" < "$R/in" > "$R/out" 2> "$R/err" || status=$?
+	output="$(tr -d '\r' < "$R/out")"
+	IFS=$'\n' read -r -d '' -a lines <<< "$output" || true
+}
+
+# dotlock PID [touch-date]: a lock on alice's mailbox as another host's
+# dotlockfile or procmail leaves it, holding PID.
+dotlock() {
+	echo "$1" > "$T/mail/alice.lock"
+	[ -z "${2:-}" ] || touch -d "$2" "$T/mail/alice.lock"
+	pop3_own
+}
+
+@test "-F shared: a fresh dotlock holding a pid of no process here is waited for, and left alone" {
+	dotlock "$NOPID"
+	local start=$SECONDS
+	pop3_session -F shared -- "USER alice" "PASS secret" STAT QUIT
+	local took=$((SECONDS - start))
+	echo "$output (after ${took}s)"
+	[[ "${lines[2]}" == "-ERR [IN-USE]"* ]]
+	[ "$status" -eq 1 ]
+	[ "$took" -ge 9 ]
+	# The other host's lock is still there, as it made it.
+	[ "$(cat "$T/mail/alice.lock")" = "$NOPID" ]
+	cmp "$T/alice.orig" "$T/mail/alice"
+}
+
+@test "-F shared: a dotlock untouched for 6 minutes is stale, whatever pid it holds" {
+	# pid 1 lives here, but on a shared spool that says nothing.
+	dotlock 1 "6 minutes ago"
+	pop3_session -F shared -- "USER alice" "PASS secret" STAT QUIT
+	[[ "${lines[2]}" == "+OK"* ]] || { echo "$output"; cat "$T/err"; false; }
+	[ "$status" -eq 0 ]
+	[ ! -e "$T/mail/alice.lock" ]
+}
+
+@test "-F shared: the handler's own dotlock holds no pid" {
+	# liblockfile writes the lock's bytes into a temporary file it then
+	# links to the lock's name: strace shows them.
+	command -v strace >/dev/null || skip "strace is not installed"
+	printf '%s\r\n' "USER alice" "PASS secret" "DELE 1" QUIT > "$T/in"
+	pop3_own
+	env LD_PRELOAD="$PAM_WRAPPER_LIB" PAM_WRAPPER=1 \
+		PAM_WRAPPER_SERVICE_DIR="$T/pam.d" "${RUNAS[@]}" \
+		strace -f -qq -s 64 -e trace=write -o "$T/mail/trace" \
+		"$HANDLER" -F shared -m "$T/mail/%u" -D "$T/state/%u" \
+		< "$T/in" > "$T/out" 2> "$T/err" || { cat "$T/out" "$T/err"; false; }
+	grep -q 'signing off' "$T/out"
+	# liblockfile writes "0\n" into the lock where it writes no pid.
+	[ "$(grep -c 'write([0-9]*, "0\\n", 2)' "$T/mail/trace")" -ge 2 ]
+	! grep -q "write([0-9]*, \"[1-9][0-9]*\\\\n\"" "$T/mail/trace"
+}
+
+@test "-F shared: a dotlock held for over a minute is touched, so that nobody takes it as stale" {
+	command -v strace >/dev/null || skip "strace is not installed"
+	# Three chunks or more to scan; strace holds the second read of the
+	# mailbox 61 s, as a slow file server would, with the lock held.
+	python3 "$BATS_TEST_DIRNAME/gen-mbox.py" --count 100 --seed 72 > "$T/mail/alice"
+	[ "$(stat -c %s "$T/mail/alice")" -gt 262144 ]
+	printf '%s\r\n' "USER alice" "PASS secret" STAT QUIT > "$T/in"
+	pop3_own
+	env LD_PRELOAD="$PAM_WRAPPER_LIB" PAM_WRAPPER=1 \
+		PAM_WRAPPER_SERVICE_DIR="$T/pam.d" "${RUNAS[@]}" \
+		strace -f -qq -o "$T/mail/trace" -P "$T/mail/alice" -P "$T/mail/alice.lock" \
+		-e trace=pread64,utimensat,unlink \
+		-e inject=pread64:delay_exit=61000000:when=2 \
+		"$HANDLER" -F shared -m "$T/mail/%u" -D "$T/state/%u" \
+		< "$T/in" > "$T/out" 2> "$T/err" || { cat "$T/out" "$T/err"; false; }
+	grep -q '^+OK maildrop has 100 messages' "$T/out"
+	# Touched once, after the slow read and before the lock went.
+	grep -n "utimensat(AT_FDCWD, \"$T/mail/alice.lock\", NULL, 0) = 0" "$T/mail/trace"
+	[ "$(grep -c 'utimensat(' "$T/mail/trace")" -eq 1 ]
+	touch_at=$(grep -n 'utimensat(' "$T/mail/trace" | cut -d: -f1)
+	unlock_at=$(grep -n "unlink(\"$T/mail/alice.lock\")" "$T/mail/trace" | head -n 1 | cut -d: -f1)
+	[ "$touch_at" -lt "$unlock_at" ]
+}
+
+@test "-F local: a dotlock holding a pid of no process here is stale and removed at once" {
+	dotlock "$NOPID"
+	local start=$SECONDS
+	pop3_session -F local -- "USER alice" "PASS secret" STAT QUIT
+	[[ "${lines[2]}" == "+OK"* ]] || { echo "$output"; cat "$T/err"; false; }
+	[ $((SECONDS - start)) -lt 5 ]
+	[ ! -e "$T/mail/alice.lock" ]
+}
+
+@test "without -F a spool on a local file system is local: a dead pid's dotlock is removed at once" {
+	dotlock "$NOPID"
+	pop3_session "USER alice" "PASS secret" STAT QUIT
+	[[ "${lines[2]}" == "+OK"* ]] || { echo "$output"; cat "$T/err"; false; }
+	[ ! -e "$T/mail/alice.lock" ]
+}
+
+@test "as root, -F shared: the keeper waits for a fresh dotlock holding a pid of no process here, and leaves it" {
+	[ "$(id -u)" = 0 ] || skip "needs root: makes a system user and a /var/mail spool"
+	as_root
+	echo "$NOPID" > "/var/mail/$U.lock"
+	local start=$SECONDS
+	root_session -F shared
+	local took=$((SECONDS - start))
+	echo "$output (after ${took}s)"
+	grep -q "dotlock keeper for /var/mail/$U.lock" "$R/err"
+	[[ "${lines[2]}" == "-ERR [IN-USE]"* ]]
+	[ "$took" -ge 9 ]
+	[ "$(cat "/var/mail/$U.lock")" = "$NOPID" ]
+	cmp "$R/spool.orig" "/var/mail/$U"
+}
+
+@test "as root, -F local: the keeper removes a dotlock holding a pid of no process here at once" {
+	[ "$(id -u)" = 0 ] || skip "needs root: makes a system user and a /var/mail spool"
+	as_root
+	echo "$NOPID" > "/var/mail/$U.lock"
+	root_session -F local
+	grep -q "dotlock keeper for /var/mail/$U.lock" "$R/err"
+	[[ "${lines[2]}" == "+OK maildrop has 3 messages"* ]] || { echo "$output"; cat "$R/err"; false; }
+	[ ! -e "/var/mail/$U.lock" ]
+}
+
+@test "-F takes only shared or local" {
+	pop3_session -F nfs -- "USER alice"
+	[ "$status" -eq 2 ]
+	grep -q -- '-F shared|local' "$T/err"
+}
