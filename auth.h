@@ -19,7 +19,8 @@ struct auth_user {
 };
 
 /* Runs pam_authenticate and pam_acct_mgmt for user with password under the
- * PAM service, with PAM_RHOST set to rhost (or left unset when NULL). Returns
+ * PAM service, with PAM_RHOST set to rhost (or left unset when NULL) and
+ * PAM's own failure delay suppressed (the caller times failures). Returns
  * 0 and rewrites user (MAX_USER + 1 bytes) to the name PAM settled on, or -1
  * with the reason logged. */
 int auth_pam(const char *service, char *user, const char *password,

@@ -371,20 +371,34 @@ static void random_bytes(void *buf, size_t len)
 }
 
 /*
- * Waits before a failed login is answered: FAIL_DELAY_MS for the first
- * failure of the connection, twice that for the second, and so on. The
- * same for every kind of failure, so the wait tells nothing.
+ * Waits until a failed login may be answered: FAIL_DELAY_MS after its
+ * credential arrived for the first failure of the connection, twice that
+ * for the second, and so on, whatever the check did in the meantime (PAM's
+ * own delay is suppressed, auth_pam). Every kind of failure is answered at
+ * the same time, so the wait tells nothing; a check that overran it is
+ * logged, since its failure then comes late by as much.
  */
-static void fail_delay(int failures)
+static void fail_delay(int failures, const struct timespec *arrival)
 {
 	unsigned ms = FAIL_DELAY_MS * failures;
-	struct timespec ts;
+	struct timespec now, until = *arrival;
 
 	if (output.len)
 		flush_output();
-	ts.tv_sec = ms / 1000;
-	ts.tv_nsec = (ms % 1000) * 1000000L;
-	while (nanosleep(&ts, &ts) && errno == EINTR)
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (now.tv_sec > until.tv_sec || (now.tv_sec == until.tv_sec &&
+	    now.tv_nsec > until.tv_nsec))
+		syslog(LOG_WARNING, "the credential check took longer than "
+		    "the failure delay (%u ms): its failure's timing shows",
+		    ms);
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL)
+	    == EINTR)
 		;
 }
 
@@ -642,7 +656,7 @@ static enum result cmd_user(struct session *s, char *arg)
 /*
  * The authority: whether a credential lets its user in. With privileges
  * separated it runs in the root parent, else in the one process. Failures
- * are logged, delayed by 1-3 s and counted here, where a compromised
+ * are logged, answered 1-3 s after the credential arrived and counted here, where a compromised
  * pre-auth child could not skip them. On V_OK, s->user holds the name PAM
  * settled on, or the virtual user's. The secret is wiped.
  */
@@ -650,7 +664,9 @@ static enum verdict authority(struct session *s, struct credential *c)
 {
 	const char *why = NULL;
 	char name[MAX_USER + 1];
+	struct timespec arrival;
 
+	clock_gettime(CLOCK_MONOTONIC, &arrival);
 	if (!user_name_ok(c->user))
 		why = "not a valid user name";
 	else if (c->method == CRED_APOP) {
@@ -687,7 +703,7 @@ static enum verdict authority(struct session *s, struct credential *c)
 	syslog(LOG_NOTICE, "authentication failed: user=%s host=%s "
 	    "method=%s: %s", printable(c->user, name, sizeof(name)), s->peer,
 	    method_names[c->method], why);
-	fail_delay(++s->failures);
+	fail_delay(++s->failures, &arrival);
 	return s->failures >= MAX_AUTH_FAILURES ? V_CLOSE : V_FAIL;
 }
 
