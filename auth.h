@@ -51,6 +51,11 @@ int auth_has_secret(const char *file, const char *user);
 int auth_file_entry(const char *file, const char *user, char *buf,
     size_t size);
 
+/* Whether user names an account: as root, one in the password database
+ * (uid 0 too); as anyone else, always, since PAM may know names the
+ * database does not. Logs nothing. */
+int auth_known(const char *user);
+
 /* Whether account (-U, or NULL when not given) can stand for virtual users:
  * as root it must be given, and auth_may_serve it; as anyone else, it must
  * be ourselves. Returns 0, or -1 with the reason logged. */
