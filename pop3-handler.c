@@ -86,7 +86,8 @@ struct session {
 	/* AUTHORIZATION */
 	char user[MAX_USER + 1];	/* from USER; "" before it */
 	int user_ok;			/* the name could be a user's */
-	int failures;
+	int failures[2];		/* by what they guessed at: the
+					 * password, the secrets file */
 	int bad;			/* malformed or unknown commands */
 	char timestamp[128];		/* APOP, "" when not offered */
 	char challenge[128];		/* CRAM-MD5, "" when not offered */
@@ -731,15 +732,20 @@ static int known_name(const char *user)
 /*
  * The authority: whether a credential lets its user in. With privileges
  * separated it runs in the root parent, else in the one process. Failures
- * are logged, answered 1-3 s after the credential arrived and counted here, where a compromised
- * pre-auth child could not skip them. On V_OK, s->user holds the name PAM
- * settled on, or the virtual user's. The secret is wiped.
+ * are logged, answered 1-3 s after the credential arrived and counted here,
+ * where a compromised pre-auth child could not skip them. They are counted
+ * by what they guessed at, the password or the secrets file (APOP,
+ * CRAM-MD5), so that a client that tries CRAM-MD5 and APOP before USER, as
+ * mutt does, loses no try of the password to them and no time on it. On
+ * V_OK, s->user holds the name PAM settled on, or the virtual user's. The
+ * secret is wiped.
  */
 static enum verdict authority(struct session *s, struct credential *c)
 {
 	const char *why = NULL;
 	char name[MAX_USER + 1];
 	struct timespec arrival;
+	int kind;
 
 	clock_gettime(CLOCK_MONOTONIC, &arrival);
 	if (!user_name_ok(c->user))
@@ -778,8 +784,9 @@ static enum verdict authority(struct session *s, struct credential *c)
 	syslog(LOG_NOTICE, "authentication failed: user=%s host=%s "
 	    "method=%s: %s", known_name(c->user) ? printable(c->user, name,
 	    sizeof(name)) : "(unknown)", s->peer, method_names[c->method], why);
-	fail_delay(++s->failures, &arrival);
-	return s->failures >= MAX_AUTH_FAILURES ? V_CLOSE : V_FAIL;
+	kind = c->method == CRED_APOP || c->method == CRED_CRAM;
+	fail_delay(++s->failures[kind], &arrival);
+	return s->failures[kind] >= MAX_AUTH_FAILURES ? V_CLOSE : V_FAIL;
 }
 
 /*
