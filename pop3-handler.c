@@ -1578,17 +1578,19 @@ static void usage(void)
 }
 
 /*
- * No core dump and no ptrace by our own uid, from the start: the root parent
- * holds passwords, APOP secrets and what PAM read, and a session its user's.
- * The kernel makes a process that changed uid undumpable anyway, but not
- * one that has not changed it yet. Returns 0, or -1 with the reason logged.
+ * No core dump from the start, and as root not dumpable either (no ptrace
+ * but by CAP_SYS_PTRACE, /proc/PID's files root's): the root parent holds
+ * passwords, APOP secrets and what PAM read. The kernel makes a process that
+ * changed uid undumpable anyway, but not one that has not changed it yet.
+ * Started as a user, we hold only what is the user's, and stay traceable
+ * by the user (strace). Returns 0, or -1 with the reason logged.
  */
 static int no_dumps(void)
 {
 	struct rlimit none = { 0, 0 };
 
 	if (setrlimit(RLIMIT_CORE, &none) ||
-	    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)) {
+	    (geteuid() == 0 && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0))) {
 		syslog(LOG_CRIT, "no core dumps: %m");
 		return -1;
 	}

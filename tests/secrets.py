@@ -8,8 +8,8 @@
       "needle N: C" for each, then QUITs.
   secrets.py process HANDLER [ARG...]
       Starts the handler, waits for the greeting, and prints the process's
-      "core LIMIT" (soft limit from /proc/PID/limits) and "owner UID" (of
-      /proc/PID/status, root's for a process that is not dumpable), then
+      "core LIMIT" (soft limit from /proc/PID/limits) and "owner UID:GID"
+      (of /proc/PID/status, root's for a process that is not dumpable), then
       QUITs.
 """
 import os
@@ -73,7 +73,8 @@ def main():
         for l in open("/proc/%d/limits" % p.pid):
             if l.startswith("Max core file size"):
                 print("core", l.split()[4])
-        print("owner", os.stat("/proc/%d/status" % p.pid).st_uid)
+        st = os.stat("/proc/%d/status" % p.pid)
+        print("owner %d:%d" % (st.st_uid, st.st_gid))
         say(f, "QUIT")
         p.wait()
     else:
