@@ -33,7 +33,8 @@
 #define PREAUTH_ROOT		"/var/empty"
 
 /* Authentication: failures before we hang up, and when each -ERR goes out:
- * FAIL_DELAY_MS times the failures so far after the credential arrived,
+ * FAIL_DELAY_MS times the failures so far (the password's and the secrets
+ * file's counted apart) after the credential arrived,
  * whatever the check took. PAM's own delay is suppressed, and a PAM run must
  * end within it (pam_unix's yescrypt takes some 30 ms), or the failure is
  * late by the overrun and a warning logged. */

@@ -30,6 +30,12 @@ setup_file() {
 		echo "$U" > "$R/$who.user"
 	done
 	chage -E 0 "$(cat "$R/expired.user")"
+	# root2: a second account with uid 0, which PAM lets in and the
+	# handler then refuses.
+	fresh_name p3m0 > "$R/user0"
+	useradd -o -u 0 -g 0 -M -N -d /nonexistent -s /usr/sbin/nologin "$(cat "$R/user0")"
+	od -An -tx1 -N12 /dev/urandom | tr -d ' \n' > "$R/root2.pass"
+	echo "$(cat "$R/user0"):$(cat "$R/root2.pass")" | chpasswd -c YESCRYPT
 	echo wrong > "$R/wrong.pass"
 	printf '%s:apop secret\n' "$(cat "$R/apop.user")" > "$R/secrets"
 	chmod 600 "$R/secrets"
@@ -79,4 +85,12 @@ pairs() {
 	pairs apoponly "$u" apop "$(cat "$R/known.user")" wrong
 	[ "$gap" -lt 5000 ]
 	grep -q "authentication failed: user=$u .*APOP user (-A)" "$R/apoponly.log"
+}
+
+@test "a uid-0 account's right password is answered when its wrong one is (median gap under 5 ms)" {
+	local u
+	u=$(cat "$R/user0")
+	pairs plain "$u" root2 "$u" wrong
+	[ "$gap" -lt 5000 ]
+	grep -q "$u: refused: uid 0 is never served" "$R/plain.log"
 }
