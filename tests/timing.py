@@ -60,9 +60,8 @@ def next_second():
 def pairs(host, port, n, ua, pa, ub, pb):
     gaps = []
     for i in range(1, n + 1):
-        # Connect and send USER in the middle of one second; the barrier
-        # lets both PASS lines go just after the next one starts.
-        time.sleep(1.5 - time.time() % 1)
+        # Connect and send USER; the barrier lets both PASS lines go just
+        # after the next second starts.
         out = {}
         barrier = threading.Barrier(2, action=next_second, timeout=10)
         th = [threading.Thread(target=attempt,
