@@ -424,11 +424,12 @@ static void random_bytes(void *buf, size_t len)
 
 /*
  * Waits until a failed login may be answered: FAIL_DELAY_MS after its
- * credential arrived for the first failure of the connection, twice that
- * for the second, and so on, whatever the check did in the meantime (PAM's
- * own delay is suppressed, auth_pam). Every kind of failure is answered at
- * the same time, so the wait tells nothing; a check that overran it is
- * logged, since its failure then comes late by as much.
+ * credential arrived for the first failure of its kind (authority) in the
+ * connection, twice that for the second, and so on, whatever the check did
+ * in the meantime (PAM's own delay is suppressed, auth_pam). Every reason
+ * for a failure is answered at the same time, so the wait tells nothing; a
+ * check that overran it is logged, since its failure then comes late by as
+ * much.
  */
 static void fail_delay(int failures, const struct timespec *arrival)
 {
