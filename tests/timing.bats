@@ -40,6 +40,13 @@ setup_file() {
 	printf '%s:apop secret\n' "$(cat "$R/apop.user")" > "$R/secrets"
 	chmod 600 "$R/secrets"
 	e2e_pam
+	# slow: a PAM service whose every run takes 1.5 s, longer than the
+	# failure delay.
+	fresh_name p3slow > "$R/slow.service"
+	{
+		echo "auth requisite pam_exec.so quiet /bin/sleep 1.5"
+		cat "$TOP/pam.d/pop3"
+	} > "/etc/pam.d/$(cat "$R/slow.service")"
 	e2e_activate plain "$HANDLER" -d "${OPTS[@]}"
 	echo "$PORT" > "$R/plain.port"
 	e2e_activate apoponly "$HANDLER" -d "${OPTS[@]}" -a "$R/secrets" -A
@@ -47,6 +54,9 @@ setup_file() {
 }
 
 teardown_file() {
+	if [ -s "${R:-/nonexistent}/slow.service" ]; then
+		rm -f "/etc/pam.d/$(cat "$R/slow.service")"
+	fi
 	e2e_cleanup
 }
 
@@ -93,4 +103,16 @@ pairs() {
 	pairs plain "$u" root2 "$u" wrong
 	[ "$gap" -lt 5000 ]
 	grep -q "$u: refused: uid 0 is never served" "$R/plain.log"
+}
+
+@test "a PAM run longer than the failure delay is answered when it ends, and a warning says its timing shows" {
+	local t0 t1
+	printf 'USER %s\r\nPASS wrong\r\nQUIT\r\n' "$(cat "$R/known.user")" > "$R/slow.in"
+	t0=$(date +%s%N)
+	"$HANDLER" -d -s "$(cat "$R/slow.service")" < "$R/slow.in" > "$R/slow.out" 2> "$R/slow.err" || true
+	t1=$(date +%s%N)
+	cat "$R/slow.err"
+	grep -q -- '-ERR \[AUTH\] Authentication failed' "$R/slow.out"
+	grep -q 'the credential check took longer than the failure delay (1000 ms)' "$R/slow.err"
+	[ $(( (t1 - t0) / 1000000 )) -ge 1500 ]
 }
