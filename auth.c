@@ -5,11 +5,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <malloc.h>
 #include <md5.h>
 #include <nettle/hmac.h>
 #include <nettle/memops.h>
 #include <pwd.h>
 #include <security/pam_appl.h>
+#include <shadow.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +71,57 @@ fail:
 	return PAM_CONV_ERR;
 }
 
+/*
+ * Stands in for Linux-PAM's failure delay (PAM_FAIL_DELAY), which would
+ * otherwise sleep a random time after a failure. Its length is seeded with the
+ * second the run began and comes only where a module asked for it (pam_unix
+ * does, pam_acct_mgmt's failures do not), so two runs in the same second tell
+ * a known user from an unknown one, or a disabled account's right password
+ * from a wrong one. The authority answers every failure at one fixed time
+ * after the credential arrived instead.
+ */
+static void no_fail_delay(int status, unsigned usec, void *appdata)
+{
+	(void)status;
+	(void)usec;
+	(void)appdata;
+}
+
+/*
+ * Wipes every copy of user's password hash left in the heap: the buffers of
+ * getspnam and pam_modutil_getspnam that pam_unix read it into, which are
+ * freed (or kept for the next call) without being cleared, and would stay
+ * in the session's memory. The hash is looked up once more into a buffer of
+ * ours, searched for in [heap], and wiped there and here.
+ */
+static void wipe_hash(const char *user)
+{
+	char buf[MAX_SECRET_LINE * 2], line[256], *p, *at;
+	struct spwd sp, *res = NULL;
+	unsigned long lo, hi;
+	size_t len;
+	FILE *maps;
+
+	if (geteuid() != 0 || getspnam_r(user, &sp, buf, sizeof(buf), &res) ||
+	    !res || !sp.sp_pwdp || (len = strlen(sp.sp_pwdp)) < 8)
+		goto done;
+	if (!(maps = fopen("/proc/self/maps", "re")))
+		goto done;
+	while (fgets(line, sizeof(line), maps))
+		if (strstr(line, "[heap]") &&
+		    sscanf(line, "%lx-%lx", &lo, &hi) == 2)
+			break;
+		else
+			lo = hi = 0;
+	fclose(maps);
+	for (p = (char *)lo; hi > lo && p < (char *)hi &&
+	    (at = memmem(p, (char *)hi - p, sp.sp_pwdp, len)); p = at + len)
+		if (at < buf || at >= buf + sizeof(buf))
+			explicit_bzero(at, len);
+done:
+	explicit_bzero(buf, sizeof(buf));
+}
+
 int auth_pam(const char *service, char *user, const char *password,
     const char *rhost)
 {
@@ -78,13 +131,18 @@ int auth_pam(const char *service, char *user, const char *password,
 	const void *item;
 	int status;
 
+	/* What PAM frees is cleared as it goes: the stdio buffer that held
+	 * the shadow file's lines, hashes of other users among them. */
+	mallopt(M_PERTURB, 0xa5);
 	status = pam_start(service, user, &conv, &pamh);
 	if (status != PAM_SUCCESS) {
 		syslog(LOG_ERR, "pam_start(%s): %s", service,
 		    pam_strerror(NULL, status));
+		mallopt(M_PERTURB, 0);
 		return -1;
 	}
-	if (rhost)
+	status = pam_set_item(pamh, PAM_FAIL_DELAY, (const void *)no_fail_delay);
+	if (status == PAM_SUCCESS && rhost)
 		status = pam_set_item(pamh, PAM_RHOST, rhost);
 	if (status == PAM_SUCCESS)
 		status = pam_authenticate(pamh, PAM_DISALLOW_NULL_AUTHTOK);
@@ -101,6 +159,8 @@ int auth_pam(const char *service, char *user, const char *password,
 		syslog(LOG_NOTICE, "PAM (%s): %s", service,
 		    pam_strerror(pamh, status));
 	pam_end(pamh, status);
+	wipe_hash(user);
+	mallopt(M_PERTURB, 0);
 	return status == PAM_SUCCESS ? 0 : -1;
 }
 
@@ -302,6 +362,11 @@ int auth_may_serve(const char *user)
 		return -1;
 	}
 	return 0;
+}
+
+int auth_known(const char *user)
+{
+	return geteuid() != 0 || getpwnam(user) != NULL;
 }
 
 int auth_virtual_account(const char *account)

@@ -19,7 +19,8 @@ struct auth_user {
 };
 
 /* Runs pam_authenticate and pam_acct_mgmt for user with password under the
- * PAM service, with PAM_RHOST set to rhost (or left unset when NULL). Returns
+ * PAM service, with PAM_RHOST set to rhost (or left unset when NULL) and
+ * PAM's own failure delay suppressed (the caller times failures). Returns
  * 0 and rewrites user (MAX_USER + 1 bytes) to the name PAM settled on, or -1
  * with the reason logged. */
 int auth_pam(const char *service, char *user, const char *password,
@@ -49,6 +50,11 @@ int auth_has_secret(const char *file, const char *user);
  * logged). Every line read is wiped. */
 int auth_file_entry(const char *file, const char *user, char *buf,
     size_t size);
+
+/* Whether user names an account: as root, one in the password database
+ * (uid 0 too); as anyone else, always, since PAM may know names the
+ * database does not. Logs nothing. */
+int auth_known(const char *user);
 
 /* Whether account (-U, or NULL when not given) can stand for virtual users:
  * as root it must be given, and auth_may_serve it; as anyone else, it must

@@ -39,9 +39,14 @@
 #define PREAUTH_FALLBACK	"nobody"
 #define PREAUTH_ROOT		"/var/empty"
 
-/* Authentication: failures before we hang up, and the delay before each -ERR. */
+/* Authentication: failures before we hang up, and when each -ERR goes out:
+ * FAIL_DELAY_MS times the failures so far (the password's and the secrets
+ * file's counted apart) after the credential arrived,
+ * whatever the check took. PAM's own delay is suppressed, and a PAM run must
+ * end within it (pam_unix's yescrypt takes some 30 ms), or the failure is
+ * late by the overrun and a warning logged. */
 #define MAX_AUTH_FAILURES	3
-#define FAIL_DELAY_MS		1000	/* times the failures so far */
+#define FAIL_DELAY_MS		1000
 /* Malformed or unknown commands before we hang up. */
 #define MAX_BAD_COMMANDS	20
 /* Commands before login, whatever they are (CAPA, a cancelled AUTH): the

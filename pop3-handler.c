@@ -16,7 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -89,7 +91,8 @@ struct session {
 	/* AUTHORIZATION */
 	char user[MAX_USER + 1];	/* from USER; "" before it */
 	int user_ok;			/* the name could be a user's */
-	int failures;
+	int failures[2];		/* by what they guessed at: the
+					 * password, the secrets file */
 	int bad;			/* malformed or unknown commands */
 	int commands;			/* commands read before login */
 	char timestamp[128];		/* APOP, "" when not offered */
@@ -326,13 +329,62 @@ static enum result bad_input(struct session *s, const char *text)
 	return reply(s, P_ERR, "%s", text);
 }
 
-/* Makes a string from the client or the system safe to log. */
+/*
+ * The length of the UTF-8 sequence at s (1 to 4), or 0 when it is not one:
+ * a stray continuation byte, a truncated or overlong sequence, a surrogate,
+ * or more than U+10FFFF.
+ */
+static size_t utf8_length(const unsigned char *s)
+{
+	size_t n, i;
+	unsigned long cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2, cp = s[0] & 0x1f;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 3, cp = s[0] & 0x0f;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4, cp = s[0] & 0x07;
+	else
+		return 0;
+	for (i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+		return 0;
+	return n;
+}
+
+/*
+ * Makes a string from the client or the system safe to log: a control
+ * character (C0, DEL, or a C1 code point, U+0080 to U+009F, which some
+ * terminals obey) and each byte that is not part of valid UTF-8 become '?'.
+ * UTF-8 user names pass as they are.
+ */
 static const char *printable(const char *s, char *buf, size_t size)
 {
-	size_t i;
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i = 0, n;
 
-	for (i = 0; s[i] && i + 1 < size; i++)
-		buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+	while (*u && i + 1 < size) {
+		n = utf8_length(u);
+		if (n == 0 || u[0] < 0x20 || u[0] == 0x7f ||
+		    (u[0] == 0xc2 && u[1] < 0xa0)) {
+			buf[i++] = '?';
+			u += n ? n : 1;
+			continue;
+		}
+		if (i + n >= size)
+			break;
+		memcpy(buf + i, u, n);
+		i += n;
+		u += n;
+	}
 	buf[i] = '\0';
 	return buf;
 }
@@ -413,20 +465,35 @@ static void random_bytes(void *buf, size_t len)
 }
 
 /*
- * Waits before a failed login is answered: FAIL_DELAY_MS for the first
- * failure of the connection, twice that for the second, and so on. The
- * same for every kind of failure, so the wait tells nothing.
+ * Waits until a failed login may be answered: FAIL_DELAY_MS after its
+ * credential arrived for the first failure of its kind (authority) in the
+ * connection, twice that for the second, and so on, whatever the check did
+ * in the meantime (PAM's own delay is suppressed, auth_pam). Every reason
+ * for a failure is answered at the same time, so the wait tells nothing; a
+ * check that overran it is logged, since its failure then comes late by as
+ * much.
  */
-static void fail_delay(int failures)
+static void fail_delay(int failures, const struct timespec *arrival)
 {
 	unsigned ms = FAIL_DELAY_MS * failures;
-	struct timespec ts;
+	struct timespec now, until = *arrival;
 
 	if (output.len)
 		flush_output();
-	ts.tv_sec = ms / 1000;
-	ts.tv_nsec = (ms % 1000) * 1000000L;
-	while (nanosleep(&ts, &ts) && errno == EINTR)
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (now.tv_sec > until.tv_sec || (now.tv_sec == until.tv_sec &&
+	    now.tv_nsec > until.tv_nsec))
+		syslog(LOG_WARNING, "the credential check took longer than "
+		    "the failure delay (%u ms): its failure's timing shows",
+		    ms);
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL)
+	    == EINTR)
 		;
 }
 
@@ -683,17 +750,48 @@ static enum result cmd_user(struct session *s, char *arg)
 }
 
 /*
+ * Whether a failed login's name is logged as it came: only when it names a
+ * user this handler knows (an account, or one in the -v or -a file). A name
+ * that is none of these is often a password typed into the wrong field, and
+ * the logs, read by more people than the shadow file, get "(unknown)"
+ * instead; the host and the count still show a guesser. Not root, every
+ * name is the PAM stack's business and logged as it came.
+ */
+static int known_name(const char *user)
+{
+	char buf[MAX_SECRET_LINE + 1];
+	int found;
+
+	if (!user[0])
+		return 1;
+	if (vusers_file) {
+		found = auth_file_entry(vusers_file, user, buf, sizeof(buf));
+		explicit_bzero(buf, sizeof(buf));
+		return found == 1;
+	}
+	return auth_known(user) ||
+	    (apop_file && auth_has_secret(apop_file, user) == 1);
+}
+
+/*
  * The authority: whether a credential lets its user in. With privileges
  * separated it runs in the root parent, else in the one process. Failures
- * are logged, delayed by 1-3 s and counted here, where a compromised
- * pre-auth child could not skip them. On V_OK, s->user holds the name PAM
- * settled on, or the virtual user's. The secret is wiped.
+ * are logged, answered 1-3 s after the credential arrived and counted here,
+ * where a compromised pre-auth child could not skip them. They are counted
+ * by what they guessed at, the password or the secrets file (APOP,
+ * CRAM-MD5), so that a client that tries CRAM-MD5 and APOP before USER, as
+ * mutt does, loses no try of the password to them and no time on it. On
+ * V_OK, s->user holds the name PAM settled on, or the virtual user's. The
+ * secret is wiped.
  */
 static enum verdict authority(struct session *s, struct credential *c)
 {
 	const char *why = NULL;
 	char name[MAX_USER + 1];
+	struct timespec arrival;
+	int kind;
 
+	clock_gettime(CLOCK_MONOTONIC, &arrival);
 	if (!user_name_ok(c->user))
 		why = "not a valid user name";
 	else if (c->method == CRED_APOP) {
@@ -728,10 +826,11 @@ static enum verdict authority(struct session *s, struct credential *c)
 		return V_OK;
 	}
 	syslog(LOG_NOTICE, "authentication failed: user=%s host=%s "
-	    "method=%s: %s", printable(c->user, name, sizeof(name)), s->peer,
-	    method_names[c->method], why);
-	fail_delay(++s->failures);
-	return s->failures >= MAX_AUTH_FAILURES ? V_CLOSE : V_FAIL;
+	    "method=%s: %s", known_name(c->user) ? printable(c->user, name,
+	    sizeof(name)) : "(unknown)", s->peer, method_names[c->method], why);
+	kind = c->method == CRED_APOP || c->method == CRED_CRAM;
+	fail_delay(++s->failures[kind], &arrival);
+	return s->failures[kind] >= MAX_AUTH_FAILURES ? V_CLOSE : V_FAIL;
 }
 
 /*
@@ -1523,6 +1622,26 @@ static void usage(void)
 	exit(2);
 }
 
+/*
+ * No core dump from the start, and as root not dumpable either (no ptrace
+ * but by CAP_SYS_PTRACE, /proc/PID's files root's): the root parent holds
+ * passwords, APOP secrets and what PAM read. The kernel makes a process that
+ * changed uid undumpable anyway, but not one that has not changed it yet.
+ * Started as a user, we hold only what is the user's, and stay traceable
+ * by the user (strace). Returns 0, or -1 with the reason logged.
+ */
+static int no_dumps(void)
+{
+	struct rlimit none = { 0, 0 };
+
+	if (setrlimit(RLIMIT_CORE, &none) ||
+	    (geteuid() == 0 && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0))) {
+		syslog(LOG_CRIT, "no core dumps: %m");
+		return -1;
+	}
+	return 0;
+}
+
 /* Runs the session, from the greeting if greet is set; returns the exit
  * status. */
 static int session(struct session *s, int greet)
@@ -1819,6 +1938,8 @@ int main(int argc, char **argv)
 	    || (vusers_account && !vusers_file))
 		usage();
 	openlog(POP3_NAME, logopt, LOG_MAIL);
+	if (no_dumps())
+		return 1;
 	if (getuid() != geteuid() || getgid() != getegid()) {
 		syslog(LOG_CRIT, "refusing to run set-uid or set-gid");
 		return 1;

@@ -18,8 +18,8 @@
  *           writes start to fail
  *
  * What it replaces, here only: read/poll/write on the client descriptors
- * (the input buffer, short reads and writes), nanosleep (the 1-3 s failure
- * delay), alarm, syslog (fuzz/quiet.h), and the auth_* functions (stubs
+ * (the input buffer, short reads and writes), clock_nanosleep (the 1-3 s
+ * failure delay), alarm, syslog (fuzz/quiet.h), and the auth_* functions (stubs
  * below: no PAM, no secrets file, no identity change). main() is renamed so
  * that libFuzzer's runs; session() is called directly.
  *
@@ -68,13 +68,15 @@ static long fuzz_maildrop_commit(struct maildrop *md, const char **err);
 #define read(fd, buf, n) fuzz_read(fd, buf, n)
 #define write(fd, buf, n) fuzz_write(fd, buf, n)
 #define poll(fds, n, t) fuzz_poll(fds, n, t)
-#define nanosleep(req, rem) ((void)(req), (void)(rem), 0)
+#define clock_nanosleep(c, f, req, rem) \
+	((void)(c), (void)(f), (void)(req), (void)(rem), 0)
 #define alarm(s) ((void)(s), 0u)
 #define maildrop_commit fuzz_maildrop_commit
 #define main pop3_main
 int pop3_main(int argc, char **argv);
 #include "../pop3-handler.c"
 #undef main
+#undef clock_nanosleep
 #undef maildrop_commit
 #undef read
 #undef write
@@ -326,6 +328,12 @@ int auth_has_secret(const char *file, const char *user)
 	return !strcmp(user, "alice");
 }
 
+int auth_known(const char *user)
+{
+	CHECK(user != NULL && user[0] && strlen(user) <= MAX_USER);
+	return strcmp(user, "nobody") != 0;
+}
+
 /* auth.h has this one since privilege separation. */
 int auth_may_serve(const char *user);
 
@@ -359,6 +367,14 @@ int vusers_check(const char *file, const char *user, const char *password,
     char *tmpl, size_t size)
 {
 	(void)file, (void)user, (void)password, (void)tmpl, (void)size;
+	CHECK(0);
+	return -1;
+}
+
+int auth_file_entry(const char *file, const char *user, char *buf,
+    size_t size)
+{
+	(void)file, (void)user, (void)buf, (void)size;
 	CHECK(0);
 	return -1;
 }
