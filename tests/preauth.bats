@@ -6,6 +6,7 @@
 # before it logs in.
 
 load helpers
+load drive
 
 setup() {
 	pop3_setup
@@ -193,4 +194,58 @@ hello
 		pop3_session -L "$bad" -- QUIT
 		[ "$status" -eq 2 ]
 	done
+}
+
+@test "after a login the budget no longer counts: 30 NOOPs, then QUIT signs off" {
+	echo 'From a@example.org Mon Jan  1 00:00:00 2024
+
+hello
+' | mbox alice
+	cmds=("USER alice" "PASS secret")
+	for i in $(seq 30); do cmds+=(NOOP); done
+	pop3_session "${cmds[@]}" QUIT
+	[ "$(grep -c '^+OK$' <<< "$output")" -eq 30 ]
+	[[ "${lines[-1]}" == "+OK pop3-handler signing off"* ]]
+	[ "$status" -eq 0 ]
+}
+
+@test "without privilege separation, a session that has logged in outlives the -L deadline" {
+	echo 'From a@example.org Mon Jan  1 00:00:00 2024
+
+hello
+' | mbox alice
+	pop3_drive -L 1 <<-'EOF'
+	C: USER alice
+	C: PASS secret
+	! sleep 2.5
+	C: STAT
+	C: QUIT
+	EOF
+	echo "$output"
+	[ "${lines[2]}" = "+OK maildrop has 1 message (9 octets)" ]
+	[[ "${lines[3]}" == "+OK 1 "* ]]
+	[[ "${lines[4]}" == "+OK pop3-handler signing off"* ]]
+	[ "$status" -eq 0 ]
+}
+
+@test "the -L deadline ends a SASL exchange left waiting, with the login deadline's reply" {
+	pop3_drive -L 2 <<-'EOF'
+	C: AUTH PLAIN
+	! sleep 3.5
+	EOF
+	echo "$output"
+	[ "${lines[1]}" = "+ " ]
+	[ "${lines[2]}" = "-ERR No login within 2 seconds" ]
+	[ "${#lines[@]}" -eq 3 ]
+	[ "$status" -eq 1 ]
+}
+
+@test "a client silent before login is cut at the -L deadline, though -t would wait longer" {
+	pop3_drive -L 2 -t 600 <<-'EOF'
+	! sleep 4
+	EOF
+	[[ "${lines[0]}" == "+OK pop3-handler ready"* ]]
+	[ "${lines[1]}" = "-ERR No login within 2 seconds" ]
+	[ "${#lines[@]}" -eq 2 ]
+	[ "$status" -eq 1 ]
 }
