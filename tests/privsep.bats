@@ -112,3 +112,34 @@ preauth_uid() {
 	grep -q 'CRAM-MD5: wrong digest' "$T/err"
 	[ "$status" -eq 0 ]
 }
+
+@test "as root, on a socket, the -L timer ends with the login: a session idle past the deadline gets no SIGALRM" {
+	command -v strace >/dev/null || skip "strace is not installed"
+	pop3_own() { :; }	# the files belong to $U
+	# On a pipe each write to the client sets an alarm of its own, which
+	# would hide a login alarm left running; on a socket nothing does.
+	RUNAS=(strace -ff -q -o "$T/trace" -e trace=alarm -e signal=SIGALRM --)
+	pop3_listen -L 2
+	run python3 - "$PORT" "$U" <<-'PY'
+	import socket, sys, time
+	s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), 5)
+	s.settimeout(10)
+	f = s.makefile("rb")
+	print(f.readline().decode().rstrip("\r\n"))
+	for cmd in ("USER " + sys.argv[2], "PASS secret", None, "STAT", "QUIT"):
+	    if cmd is None:
+	        time.sleep(3)	# past the -L deadline
+	        continue
+	    s.sendall(cmd.encode() + b"\r\n")
+	    print(f.readline().decode().rstrip("\r\n"))
+	PY
+	pop3_unlisten
+	echo "$output"
+	cat "$T"/trace.*
+	[[ "${lines[2]}" == "+OK maildrop has 3 messages"* ]]
+	[[ "${lines[3]}" == "+OK 3 "* ]]
+	[[ "${lines[4]}" == "+OK pop3-handler signing off"* ]]
+	grep -q '^alarm(2)' "$T"/trace.*
+	grep -q '^alarm(0)' "$T"/trace.*
+	! grep -q 'SIGALRM' "$T"/trace.* || false
+}
