@@ -64,13 +64,20 @@ need_root() {
 	[ "${lines[1]}" = "owner 0:0" ]
 }
 
-@test "started as another user, the handler allows no core dump from the greeting on" {
+@test "started as another user, the handler allows no core dump from the greeting on, and stays dumpable" {
 	ulimit -S -c unlimited 2>/dev/null || skip "the hard core limit is 0 here"
 	pop3_own
 	run python3 "$SECRETS" process "${RUNAS[@]}" "$HANDLER" -m "$T/mail/%u" -D "$T/state/%u"
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[ "${lines[0]}" = "core 0" ]
+	# but it stays dumpable, so that strace as the user still decodes it:
+	# /proc/PID/status is the user's.
+	if [ "$(id -u)" = 0 ]; then
+		[ "${lines[1]}" = "owner $(id -u nobody):$(getent group nogroup | cut -d: -f3)" ]
+	else
+		[ "${lines[1]}" = "owner $(id -u):$(id -g)" ]
+	fi
 }
 
 @test "a user name's C1 controls and invalid UTF-8 are logged as ?, its UTF-8 letters as they are" {
@@ -94,4 +101,23 @@ need_root() {
 	grep -q 'authentication failed: user=(unknown) host=local method=PASS' "$R/err"
 	grep -q "authentication failed: user=$U host=local method=PASS" "$R/err"
 	! grep -q 'Tr0ub4dor' "$R/err" || false
+}
+
+@test "a user name's overlong, surrogate and past-U+10FFFF sequences are logged as ?, byte by byte" {
+	# '/' in 3 and 4 bytes, the surrogate U+D800, and U+110000.
+	pop3_session "USER $(printf 'a\340\200\257b\360\200\200\257c\355\240\200d\364\220\200\200e')" "PASS x" QUIT
+	cat "$T/err"
+	grep -q 'authentication failed: user=a???b????c???d????e host=' "$T/err"
+	! LC_ALL=C grep -q "$(printf '[\200-\377]')" "$T/err" || false
+}
+
+@test "as root, a failed name that is no account but has an APOP secret (-a) is logged as it is" {
+	need_root
+	printf 'p3ghost:some secret\n' > "$R/secrets"
+	chmod 600 "$R/secrets"
+	printf 'USER p3ghost\r\nPASS wrong\r\nQUIT\r\n' > "$R/in"
+	"$HANDLER" -d "${OPTS[@]}" -a "$R/secrets" < "$R/in" > "$R/out" 2> "$R/err" || true
+	cat "$R/err"
+	! getent passwd p3ghost || false
+	grep -q 'authentication failed: user=p3ghost host=local method=PASS' "$R/err"
 }
