@@ -257,6 +257,7 @@ static int cpu_level(void)
 
 /* The versions in use: the CPU's best, or what lines_use asked for. */
 static int in_use = -1;
+static const char *const names[] = { "plain", "avx2", "avx512" };
 
 static int vector_level(void)
 {
@@ -271,7 +272,6 @@ static int vector_level(void)
 
 int lines_use(const char *name)
 {
-	static const char *const names[] = { "plain", "avx2", "avx512" };
 	int k, have = 0;
 
 #ifdef LINES_AVX2
@@ -283,6 +283,11 @@ int lines_use(const char *name)
 			return 0;
 		}
 	return -1;
+}
+
+const char *lines_version(void)
+{
+	return names[vector_level()];
 }
 
 const char *lines_body(const char *q, const char *e, off_t *size)

@@ -49,4 +49,8 @@ const char *lines_wire(const char *p, const char *e, char **o, const char *oe,
  */
 int lines_use(const char *name);
 
+/* The name of the versions lines_body and lines_wire use now, as lines_use
+ * takes it. For tests, which check that lines_use switched. */
+const char *lines_version(void);
+
 #endif

@@ -7,8 +7,8 @@
  * version the CPU has, so the bats suite alone tests only that one.
  *
  * Prints a line for each version: "plain: ok (N bodies)", "avx2: skipped
- * (not on this CPU or build)", or "avx512: FAILED ..." with the body's seed.
- * Exits 1 if any version failed. An argument, if any, is the number of
+ * (not on this CPU or build)", or "avx512: FAILED ..." with the body's seed
+ * (or the version in use, when lines_use did not switch to it). Exits 1 if any version failed. An argument, if any, is the number of
  * bodies (default 5000).
  */
 #include <stdint.h>
@@ -265,7 +265,11 @@ int main(int argc, char **argv)
 		if (lines_use(names[k]) < 0)
 			printf("%s: skipped (not on this CPU or build)\n",
 			    names[k]);
-		else if (check(names[k], count) < 0)
+		else if (strcmp(lines_version(), names[k])) {
+			printf("%s: FAILED lines_use left %s in use\n",
+			    names[k], lines_version());
+			failed = 1;
+		} else if (check(names[k], count) < 0)
 			failed = 1;
 	}
 	return failed;
