@@ -156,3 +156,17 @@ dotlock() {
 	[ "$status" -eq 2 ]
 	grep -q -- '-F shared|local' "$T/err"
 }
+
+@test "as root, -F shared: the keeper holding a lock without a pid wakes every 60 s to touch it" {
+	[ "$(id -u)" = 0 ] || skip "needs root: makes a system user and a /var/mail spool"
+	command -v strace >/dev/null || skip "strace is not installed"
+	as_root
+	# The keeper's wait on its socket while it holds the lock: a minute,
+	# not for ever (the touch itself is what the test above sees happen).
+	strace -f -qq -o "$R/trace" -e trace=poll,openat,unlink -e signal=none \
+		"$HANDLER" -d -F shared "${OPTS[@]}" < "$R/in" > "$R/out" 2> "$R/err" || true
+	cat "$R/out" "$R/err"
+	grep -q "dotlock keeper for /var/mail/$U.lock" "$R/err"
+	[[ "$(tr -d '\r' < "$R/out" | sed -n 3p)" == "+OK maildrop has 3 messages"* ]]
+	grep -E 'poll\(\[\{fd=[0-9]+, events=POLLIN\}\], 1, 60000\)' "$R/trace"
+}
