@@ -118,7 +118,7 @@ curl_all() {
 	cmp "$R/spool.orig" "/var/mail/$U"
 }
 
-@test "the shipped pop3.socket and pop3@.service pass systemd-analyze verify" {
+@test "the shipped pop3.socket and pop3@.service pass systemd-analyze verify, and the socket has xinetd.d/pop3's limits" {
 	local d="$R/units"
 	mkdir -p "$d"
 	cp "$TOP/systemd/pop3.socket" "$d/"
@@ -134,6 +134,9 @@ curl_all() {
 	grep -qx 'ListenStream=110' "$TOP/systemd/pop3.socket"
 	grep -qx 'StandardInput=socket' "$TOP/systemd/pop3@.service"
 	grep -qx 'StandardOutput=socket' "$TOP/systemd/pop3@.service"
+	# The same limits as xinetd.d/pop3, whose per_source a test below runs.
+	grep -qx "MaxConnections=$(awk '$1 == "instances" { print $3 }' "$TOP/xinetd.d/pop3")" "$TOP/systemd/pop3.socket"
+	grep -qx "MaxConnectionsPerSource=$(awk '$1 == "per_source" { print $3 }' "$TOP/xinetd.d/pop3")" "$TOP/systemd/pop3.socket"
 }
 
 @test "systemd-socket-activate runs pop3@.service's ExecStart per connection: poplib and curl sessions" {
