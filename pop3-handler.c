@@ -636,8 +636,12 @@ static enum result user_state(struct session *s, const char *path)
 		}
 		return reply(s, P_CLOSE, "[SYS/TEMP] Session lock failed");
 	}
-	if (login_delay > 0)
-		wait = userstate_login_delay(dir, login_delay, time(NULL));
+	if (login_delay > 0) {
+		struct timespec now;
+
+		clock_gettime(CLOCK_REALTIME, &now);
+		wait = userstate_login_delay(dir, login_delay, &now);
+	}
 	close(dir);
 	if (wait < 0)
 		return reply(s, P_CLOSE, "[SYS/TEMP] Login record failed");

@@ -79,9 +79,10 @@ int userstate_lock(int dir)
 	return -1;
 }
 
-long userstate_login_delay(int dir, unsigned delay, time_t now)
+long userstate_login_delay(int dir, unsigned delay, const struct timespec *now)
 {
 	struct stat st;
+	long long ago, left;
 	int fd = state_file(dir, LAST_LOGIN, O_WRONLY);
 
 	if (fd < 0)
@@ -92,11 +93,15 @@ long userstate_login_delay(int dir, unsigned delay, time_t now)
 		return -1;
 	}
 	/* A new file (size 0, never stamped) or a stamp in the future (the
-	 * clock was set back) does not hold the user off. */
-	if (st.st_size > 0 && st.st_mtime <= now &&
-	    now - st.st_mtime < (time_t)delay) {
+	 * clock was set back) does not hold the user off. In nanoseconds, as
+	 * futimens stamps it: counted in whole seconds, a login 1.1 s after
+	 * one at x.9 s would pass a 2 s delay. */
+	ago = (now->tv_sec - st.st_mtim.tv_sec) * 1000000000LL +
+	    (now->tv_nsec - st.st_mtim.tv_nsec);
+	left = delay * 1000000000LL - ago;
+	if (st.st_size > 0 && ago >= 0 && left > 0) {
 		close(fd);
-		return (long)(st.st_mtime + delay - now);
+		return (long)((left + 999999999) / 1000000000);
 	}
 	if (ftruncate(fd, 0) || write(fd, "\n", 1) != 1 ||
 	    futimens(fd, NULL)) {

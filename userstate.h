@@ -22,10 +22,12 @@ int userstate_open(const char *path, uid_t uid, int create);
  * with the reason logged. */
 int userstate_lock(int dir);
 
-/* LOGIN-DELAY: the seconds still to wait when the last login recorded in dir
- * (LAST_LOGIN's mtime) was less than delay seconds before now; else 0, after
- * recording now as the last login. Returns -1 with the reason logged when
- * the record can't be read or written. */
-long userstate_login_delay(int dir, unsigned delay, time_t now);
+/* LOGIN-DELAY: the seconds still to wait, rounded up, when the last login
+ * recorded in dir (LAST_LOGIN's mtime, to the nanosecond) was less than delay
+ * seconds before now (CLOCK_REALTIME); else 0, after recording now as the
+ * last login. Returns -1 with the reason logged when the record can't be
+ * read or written. */
+long userstate_login_delay(int dir, unsigned delay,
+    const struct timespec *now);
 
 #endif
