@@ -197,3 +197,24 @@ dup_uidls() {
 	[ "${lines[5]}" = "+OK 2 $h.2" ]
 	[ "${lines[6]}" = "+OK 1000000 $h.1000000" ]
 }
+
+@test "a cache rewritten in place during a session changes no answer: the table was read, not mapped" {
+	for i in $(seq 40); do
+		printf 'From u@example.org Mon Jan  1 00:00:00 2024\nX-UIDL: uid-%d\nSubject: %d\n\nbody %d\n\n' "$i" "$i" "$i"
+	done >> "$T/mail/alice"
+	pop3_session "USER alice" "PASS secret" QUIT
+	[ -f "$T/state/alice/cache" ]
+	script() {
+		printf 'C: USER alice\nC: PASS secret\n%s\nC: UIDL\nC: LIST\nC: RETR 1\nC: RETR 70\nC: UIDL 31\nC: QUIT\n' "$1"
+	}
+	pop3_drive < <(script '')
+	[ "$status" -eq 0 ]
+	grep -q '70 messages from the cache, 0 bytes read' "$T/err"
+	cp "$T/out" "$T/before"
+	# Every byte of the cache, the X-UIDL pool and the offsets too, made 'A'.
+	pop3_drive < <(script "! python3 -c 'import os, sys; f = open(sys.argv[1], \"r+b\"); f.write(b\"A\" * os.path.getsize(sys.argv[1]))' $T/state/alice/cache")
+	[ "$status" -eq 0 ]
+	grep -q '70 messages from the cache, 0 bytes read' "$T/err"
+	cmp "$T/before" "$T/out"
+	[[ "$output" == *$'\n+OK 31 uid-1\n'* ]]
+}

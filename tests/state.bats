@@ -1,0 +1,64 @@
+#!/usr/bin/env bats
+# Hostile files in the state directory (-D): whatever the user leaves there
+# under the names the handler uses (a FIFO, a second link, someone else's
+# file, a forged cache of any size), a session neither hangs with the
+# mailbox locked nor does work out of proportion to the mailbox.
+
+load helpers
+load drive
+
+setup() {
+	pop3_setup
+	python3 "$BATS_TEST_DIRNAME/gen-mbox.py" --count 12 --seed 12 | mbox alice
+	LISTING=("USER alice" "PASS secret" STAT UIDL "RETR 12" QUIT)
+	# A first session makes the state directory and the cache.
+	pop3_session "${LISTING[@]}"
+	[ "$status" -eq 0 ]
+	cp "$T/out" "$T/expected"
+	S="$T/state/alice"
+	[ -f "$S/cache" ]
+	# Every session below is cut off after 20 s: the handlers before this
+	# one waited for ever.
+	printf '#!/bin/sh\nexec timeout 20 "%s" "$@"\n' "$HANDLER" > "$T/bounded"
+	chmod 755 "$T/bounded"
+}
+
+teardown() {
+	pop3_teardown
+}
+
+# as_user command...: runs it as the user the handler runs as.
+as_user() {
+	"${RUNAS[@]}" "$@"
+}
+
+# bounded_session line...: a session, within 20 s, that must answer as the
+# first one did.
+bounded_session() {
+	HANDLER="$T/bounded" pop3_session "$@"
+	[ "$status" -eq 0 ]
+	cmp "$T/expected" "$T/out"
+}
+
+@test "a sparse cache that claims 2 GiB of table is refused before a byte of it is read" {
+	# Its header says 2 GiB of entries and no pool, and the file is that
+	# long (a hole): every other field is the good cache's.
+	python3 - "$S/cache" <<-'PY'
+	import struct, sys
+	header, entry = 608, 56
+	count = (2 << 30) // entry
+	with open(sys.argv[1], "r+b") as f:
+	    b = bytearray(f.read(header))
+	    struct.pack_into("<QQ", b, 8 + 16 + 16 + 24 + 16 * 16, count, 0)
+	    f.seek(0)
+	    f.write(b)
+	    f.truncate(header + count * entry)
+	PY
+	[ "$(stat -c %s "$S/cache")" -gt 2000000000 ]
+	printf '#!/bin/sh\nexec /usr/bin/time -f %%M -o "%s" timeout 20 "%s" "$@"\n' \
+	    "$T/mail/rss" "$HANDLER" > "$T/bounded"
+	bounded_session "${LISTING[@]}"
+	! grep -q 'from the cache' "$T/err"
+	# Peak memory in KiB: the handler's usual few MB, not 2 GiB.
+	[ "$(tail -n 1 "$T/mail/rss")" -lt 65536 ]
+}
