@@ -900,9 +900,13 @@ static int cache_load(struct maildrop *md, const struct stat *st, char *buf)
 
 	if (md->state < 0)
 		return -1;
-	fd = openat(md->state, "cache", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
+	if ((fd = userstate_file(md->state, "cache", O_RDONLY)) < 0) {
+		if (errno != ENOENT)
+			syslog(LOG_NOTICE, "%s: cache not used: %s", md->path,
+			    errno == EINVAL ? "not a regular file of the user's "
+			    "with one link" : strerror(errno));
 		return -1;
+	}
 	/*
 	 * Every count bounded by the mailbox before a byte is hashed or
 	 * allocated: a message takes at least a From_ line ("From ", 5
@@ -999,9 +1003,8 @@ static void cache_write(struct maildrop *md, char *buf)
 		goto out;
 	/* Two sessions writing at once make a cache that fails its check. */
 	snprintf(tmp, sizeof(tmp), "cache.new");
-	fd = openat(md->state, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
-	    O_CLOEXEC, 0600);
-	if (fd < 0 || write_full(fd, (char *)&c, sizeof(c), 0) ||
+	fd = userstate_file(md->state, tmp, O_WRONLY | O_CREAT);
+	if (fd < 0 || ftruncate(fd, 0) || write_full(fd, (char *)&c, sizeof(c), 0) ||
 	    write_full(fd, (char *)md->msg, msgs, sizeof(c)) ||
 	    write_full(fd, md->pool, md->pool_len, sizeof(c) + msgs) ||
 	    renameat(md->state, tmp, md->state, "cache")) {
@@ -1612,8 +1615,8 @@ out:
 static int journal_apply(struct maildrop *md, const struct journal *j,
     char *buf)
 {
-	int fd = openat(md->state, journal_name, O_RDONLY | O_NOFOLLOW |
-	    O_CLOEXEC), ret = -1, saved;
+	int fd = userstate_file(md->state, journal_name, O_RDONLY), ret = -1,
+	    saved;
 
 	if (fd >= 0 && !copy_range(fd, sizeof(*j), md->fd, j->start,
 	    j->new_end - j->start, buf, NULL) &&
@@ -1660,11 +1663,15 @@ static int journal_recover(struct maildrop *md, char *buf, const char **err)
 		return 0;
 	unlinkat(md->state, journal_new, 0);	/* never renamed: never used */
 	unlinkat(md->state, journal_old, 0);	/* done, and left by a crash */
-	fd = openat(md->state, journal_name, O_RDONLY | O_NOFOLLOW |
-	    O_CLOEXEC);
+	fd = userstate_file(md->state, journal_name, O_RDONLY);
 	if (fd < 0) {
 		if (errno == ENOENT)
 			return 0;
+		if (errno == EINVAL) {	/* a FIFO, a link: not one we wrote */
+			journal_set_aside(md, "not a regular file of the "
+			    "user's with one link");
+			return 0;
+		}
 		syslog(LOG_ERR, "%s: update journal: %m", md->path);
 		*err = "[SYS/TEMP] Cannot read the update journal";
 		return -1;
@@ -1672,21 +1679,21 @@ static int journal_recover(struct maildrop *md, char *buf, const char **err)
 	if (read_full(fd, (char *)&j, sizeof(j), 0) != sizeof(j) ||
 	    memcmp(j.magic, journal_magic, sizeof(j.magic)) ||
 	    j.check != journal_check(&j) || j.start > j.new_end ||
-	    j.new_end > j.old_end || fstat(fd, &js) ||
+	    j.new_end > j.old_end || fstat(md->fd, &st))
+		goto damaged;
+	if (j.dev != (uint64_t)st.st_dev || j.ino != (uint64_t)st.st_ino)
+		goto other;
+	/* Its length bounded by the mailbox's before a byte is hashed:
+	 * whichever side the update stopped at, the mailbox is at least
+	 * new_end long. */
+	if (j.new_end > (uint64_t)st.st_size)
+		goto neither;
+	if (fstat(fd, &js) ||
 	    (uint64_t)js.st_size != sizeof(j) + j.new_end - j.start ||
-	    hash_of(fd, sizeof(j), js.st_size, buf, &h) || h != j.data) {
-		close(fd);
-		journal_set_aside(md, "damaged");
-		*err = "[SYS/TEMP] An interrupted update needs the admin";
-		return -1;
-	}
-	if (fstat(md->fd, &st) || j.dev != (uint64_t)st.st_dev ||
-	    j.ino != (uint64_t)st.st_ino ||
-	    hash_of(md->fd, 0, j.start, buf, &h) || h != j.prefix) {
-		close(fd);
-		journal_set_aside(md, "written for another or a changed file");
-		return 0;
-	}
+	    hash_of(fd, sizeof(j), js.st_size, buf, &h) || h != j.data)
+		goto damaged;
+	if (hash_of(md->fd, 0, j.start, buf, &h) || h != j.prefix)
+		goto other;
 	if ((uint64_t)st.st_size >= j.old_end &&
 	    !hash_of(md->fd, j.new_end, j.old_end, buf, &h) && h == j.tail) {
 		/* Not cut yet: do it all again, with any mail appended. */
@@ -1710,14 +1717,25 @@ static int journal_recover(struct maildrop *md, char *buf, const char **err)
 		close(fd);	/* cut and synced: only the removal was left */
 		if (unlinkat(md->state, journal_name, 0) || fsync(md->state))
 			goto fail_closed;
-	} else {
-		close(fd);
-		journal_set_aside(md, "the mailbox matches neither side of it");
-		*err = "[SYS/TEMP] An interrupted update needs the admin";
-		return -1;
-	}
+	} else
+		goto neither;
 	syslog(LOG_NOTICE, "%s: finished an interrupted update", md->path);
 	return 0;
+
+damaged:
+	close(fd);
+	journal_set_aside(md, "damaged");
+	*err = "[SYS/TEMP] An interrupted update needs the admin";
+	return -1;
+other:
+	close(fd);
+	journal_set_aside(md, "written for another or a changed file");
+	return 0;
+neither:
+	close(fd);
+	journal_set_aside(md, "the mailbox matches neither side of it");
+	*err = "[SYS/TEMP] An interrupted update needs the admin";
+	return -1;
 
 fail:
 	close(fd);

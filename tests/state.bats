@@ -40,6 +40,47 @@ bounded_session() {
 	cmp "$T/expected" "$T/out"
 }
 
+@test "a FIFO as the cache is refused without blocking, and the mailbox is read" {
+	rm "$S/cache"
+	as_user mkfifo "$S/cache"
+	bounded_session "${LISTING[@]}"
+	grep -q 'cache not used: not a regular file' "$T/err"
+	! grep -q 'from the cache' "$T/err"
+}
+
+@test "a FIFO as the journal is set aside without blocking, and the session goes on" {
+	as_user mkfifo "$S/journal"
+	bounded_session "${LISTING[@]}"
+	grep -q 'update journal not used (not a regular file' "$T/err"
+	[ ! -e "$S/journal" ]
+	ls "$S" | grep -q '^journal\.bad\.'
+}
+
+@test "a FIFO as cache.new does not block: the cache is not written, the session goes on" {
+	rm "$S/cache"
+	as_user mkfifo "$S/cache.new"
+	bounded_session "${LISTING[@]}"
+	grep -q 'cannot write the cache' "$T/err"
+	[ ! -e "$S/cache" ]
+}
+
+@test "a cache with a second link is not used" {
+	as_user ln "$S/cache" "$S/other"
+	bounded_session "${LISTING[@]}"
+	grep -q 'cache not used: not a regular file of the user.s with one link' "$T/err"
+	! grep -q 'from the cache' "$T/err"
+}
+
+@test "a cache.new with a second link is neither written through nor renamed" {
+	rm "$S/cache"
+	printf 'keep me\n' > "$S/keep"
+	pop3_own
+	as_user ln "$S/keep" "$S/cache.new"
+	bounded_session "${LISTING[@]}"
+	[ "$(cat "$S/keep")" = "keep me" ]
+	[ ! -e "$S/cache" ]
+}
+
 @test "a sparse cache that claims 2 GiB of table is refused before a byte of it is read" {
 	# Its header says 2 GiB of entries and no pool, and the file is that
 	# long (a hole): every other field is the good cache's.
