@@ -103,3 +103,19 @@ bounded_session() {
 	# Peak memory in KiB: the handler's usual few MB, not 2 GiB.
 	[ "$(tail -n 1 "$T/mail/rss")" -lt 65536 ]
 }
+
+@test "opening the maildrop has a deadline: a session stopped during the scan ends, logged, when it runs again" {
+	# Two million messages take a second or more to open; the session is
+	# stopped during it for longer than the deadline (-t 1: 20 s at least).
+	python3 -c 'import sys; sys.stdout.writelines("From \nN: %d\n\n" % i for i in range(2000000))' | mbox alice
+	rm -f "$S/cache"
+	pop3_drive -t 1 <<-'EOF2'
+	C: USER alice
+	S: PASS secret\r\n
+	! sleep 0.5; kill -STOP $HANDLER_PID; sleep 22; kill -CONT $HANDLER_PID
+	R:
+	EOF2
+	grep -q 'opening the maildrop took more than 20 s: session ended' "$T/err"
+	[[ "$output" != *"+OK maildrop has"* ]]
+	[ "$status" -eq 1 ]
+}
