@@ -1003,8 +1003,9 @@ static void cache_write(struct maildrop *md, char *buf)
 		goto out;
 	/* Two sessions writing at once make a cache that fails its check. */
 	snprintf(tmp, sizeof(tmp), "cache.new");
-	fd = userstate_file(md->state, tmp, O_WRONLY | O_CREAT);
-	if (fd < 0 || ftruncate(fd, 0) || write_full(fd, (char *)&c, sizeof(c), 0) ||
+	unlinkat(md->state, tmp, 0);	/* whatever it is: a new file */
+	fd = userstate_file(md->state, tmp, O_WRONLY | O_CREAT | O_EXCL);
+	if (fd < 0 || write_full(fd, (char *)&c, sizeof(c), 0) ||
 	    write_full(fd, (char *)md->msg, msgs, sizeof(c)) ||
 	    write_full(fd, md->pool, md->pool_len, sizeof(c) + msgs) ||
 	    renameat(md->state, tmp, md->state, "cache")) {
