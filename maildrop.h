@@ -56,8 +56,6 @@ struct maildrop {
 	size_t first;		/* index of message 1: 0, or 1 after a hidden one */
 	char *pool;		/* X-UIDL values, NUL-terminated */
 	size_t pool_len, pool_size;
-	char *map;		/* msg and pool in the cache, mapped; or NULL */
-	size_t map_len;
 	char *rbuf;		/* MAILBOX_CHUNK bytes: the scan's, then a */
 	off_t win_off;		/* window on the file, [win_off, win_off + */
 	size_t win_len;		/* win_len), that RETR reads ahead into */

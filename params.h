@@ -99,6 +99,9 @@
 #define DOTLOCK_TOUCH		60
 /* How long to wait for the fcntl lock and the dotlock, in seconds. */
 #define LOCK_TIMEOUT		10
+/* Opening the maildrop (locks, journal, cache, scan) ends the session after
+ * the idle timeout (-t), but not before this many seconds. */
+#define OPEN_TIMEOUT_MIN	(2 * LOCK_TIMEOUT)
 
 /* APOP secrets file: longest line. */
 #define MAX_SECRET_LINE		1024

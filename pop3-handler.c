@@ -128,6 +128,14 @@ static void on_alarm(int sig)
 	alarmed = 1;
 }
 
+/* Seconds that opening the maildrop may take: the idle timeout, the client's
+ * wait, but never so few that a busy lock is not answered [IN-USE]. */
+static unsigned open_deadline(void)
+{
+	return timeout > OPEN_TIMEOUT_MIN ? (unsigned)timeout :
+	    OPEN_TIMEOUT_MIN;
+}
+
 /*
  * Writes buf to the client whole, within the timeout. On a socket the
  * kernel keeps the time (SO_SNDTIMEO, set once: a write that sends nothing
@@ -636,8 +644,12 @@ static enum result user_state(struct session *s, const char *path)
 		}
 		return reply(s, P_CLOSE, "[SYS/TEMP] Session lock failed");
 	}
-	if (login_delay > 0)
-		wait = userstate_login_delay(dir, login_delay, time(NULL));
+	if (login_delay > 0) {
+		struct timespec now;
+
+		clock_gettime(CLOCK_REALTIME, &now);
+		wait = userstate_login_delay(dir, login_delay, &now);
+	}
 	close(dir);
 	if (wait < 0)
 		return reply(s, P_CLOSE, "[SYS/TEMP] Login record failed");
@@ -651,6 +663,27 @@ static enum result user_state(struct session *s, const char *path)
 }
 
 /*
+ * The deadline of maildrop_open (open_deadline): it holds the spool's locks,
+ * and nothing in it may keep them for ever. The session ends without UPDATE,
+ * and exit lets go of the locks. The log line is the only unsafe call in a
+ * handler: should it hang on a lock the interrupted code held, the next
+ * alarm, now of default action, ends the process anyway.
+ */
+static void open_late(int sig)
+{
+	sigset_t set;
+
+	signal(sig, SIG_DFL);
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	sigprocmask(SIG_UNBLOCK, &set, NULL);
+	alarm(2);
+	syslog(LOG_ERR, "opening the maildrop took more than %u s: session "
+	    "ended", open_deadline());
+	_exit(1);
+}
+
+/*
  * After a good credential: become the user, open the maildrop, and enter
  * TRANSACTION. A maildrop that can't be opened ends the session, since the
  * identity has already changed.
@@ -661,7 +694,9 @@ static enum result login(struct session *s, const char *method)
 	const char *err;
 	unsigned long count, n;
 	unsigned long long octets;
+	struct sigaction late, prev;
 	enum result r;
+	int failed;
 
 	if (vusers_file ? auth_lookup(vusers_account, s->user, &s->who) :
 	    auth_lookup(s->user, NULL, &s->who))
@@ -680,7 +715,14 @@ static enum result login(struct session *s, const char *method)
 	if ((login_delay > 0 || one_session) && (r = user_state(s, state)) !=
 	    P_OK)
 		return r;
-	if (maildrop_open(&s->md, path, state, s->who.uid, &err)) {
+	memset(&late, 0, sizeof(late));
+	late.sa_handler = open_late;
+	sigaction(SIGALRM, &late, &prev);
+	alarm(open_deadline());
+	failed = maildrop_open(&s->md, path, state, s->who.uid, &err);
+	alarm(0);
+	sigaction(SIGALRM, &prev, NULL);
+	if (failed) {
 		syslog(LOG_NOTICE, "login refused: user=%s host=%s: %s",
 		    printable(s->who.name, name, sizeof(name)), s->peer, err);
 		return reply(s, P_CLOSE, "%s", err);

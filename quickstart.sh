@@ -32,7 +32,7 @@ PKGS_DEMO="gcc libc6-dev make libpam0g-dev liblockfile-dev libmd-dev libxxhash-d
 # and runs the shipped deployment files with xinetd and stunnel4, getmail6 as
 # one more client, and groff/man to lint the man page (tests/deploy.bats,
 # tests/clients.bats, tests/install.bats).
-PKGS_TEST="mpop fetchmail mutt curl systemd procmail openssl util-linux passwd strace xinetd stunnel4 getmail6 groff-base man-db"
+PKGS_TEST="mpop fetchmail mutt curl systemd procmail openssl util-linux passwd strace xinetd stunnel4 getmail6 groff-base man-db time"
 
 # Flags for the test build: the Makefile's defaults plus -Werror, as CI builds.
 WERROR_CFLAGS="-O2 -g -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror"

@@ -1,7 +1,8 @@
 /*
  * The session lock and the last-login record, in the user's state
  * directory. Both are files the handler makes itself, as the user, and
- * opens without following symlinks.
+ * opens as it opens every state file (userstate_file): without following a
+ * link or waiting on a FIFO, and only if regular, the user's, one link.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,22 +40,39 @@ int userstate_open(const char *path, uid_t uid, int create)
 	return fd;
 }
 
-/* A regular file in dir, made if missing, opened without following a link. */
+int userstate_file(int dir, const char *name, int flags)
+{
+	struct stat st, ds;
+	int fd = openat(dir, name, flags | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY |
+	    O_CLOEXEC, 0600), saved;
+
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) || fstat(dir, &ds))
+		goto fail;
+	if (!S_ISREG(st.st_mode) || st.st_uid != ds.st_uid ||
+	    st.st_nlink != 1) {
+		errno = EINVAL;
+		goto fail;
+	}
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) == 0)
+		return fd;
+fail:
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return -1;
+}
+
+/* A state file of ours in dir, made if missing. */
 static int state_file(int dir, const char *name, int flags)
 {
-	struct stat st;
-	int fd = openat(dir, name, flags | O_CREAT | O_NOFOLLOW | O_CLOEXEC |
-	    O_NONBLOCK, 0600);
+	int fd = userstate_file(dir, name, flags | O_CREAT);
 
-	if (fd < 0) {
-		syslog(LOG_ERR, "state file %s: %m", name);
-		return -1;
-	}
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-		syslog(LOG_ERR, "state file %s: not a regular file", name);
-		close(fd);
-		return -1;
-	}
+	if (fd < 0)
+		syslog(LOG_ERR, "state file %s: %s", name, errno == EINVAL ?
+		    "not a regular file of the user's with one link" :
+		    strerror(errno));
 	return fd;
 }
 
@@ -79,9 +97,10 @@ int userstate_lock(int dir)
 	return -1;
 }
 
-long userstate_login_delay(int dir, unsigned delay, time_t now)
+long userstate_login_delay(int dir, unsigned delay, const struct timespec *now)
 {
 	struct stat st;
+	long long ago, left;
 	int fd = state_file(dir, LAST_LOGIN, O_WRONLY);
 
 	if (fd < 0)
@@ -92,11 +111,15 @@ long userstate_login_delay(int dir, unsigned delay, time_t now)
 		return -1;
 	}
 	/* A new file (size 0, never stamped) or a stamp in the future (the
-	 * clock was set back) does not hold the user off. */
-	if (st.st_size > 0 && st.st_mtime <= now &&
-	    now - st.st_mtime < (time_t)delay) {
+	 * clock was set back) does not hold the user off. In nanoseconds, as
+	 * futimens stamps it: counted in whole seconds, a login 1.1 s after
+	 * one at x.9 s would pass a 2 s delay. */
+	ago = (now->tv_sec - st.st_mtim.tv_sec) * 1000000000LL +
+	    (now->tv_nsec - st.st_mtim.tv_nsec);
+	left = delay * 1000000000LL - ago;
+	if (st.st_size > 0 && ago >= 0 && left > 0) {
 		close(fd);
-		return (long)(st.st_mtime + delay - now);
+		return (long)((left + 999999999) / 1000000000);
 	}
 	if (ftruncate(fd, 0) || write(fd, "\n", 1) != 1 ||
 	    futimens(fd, NULL)) {

@@ -15,6 +15,13 @@
  * missing one that was not to be made). */
 int userstate_open(const char *path, uid_t uid, int create);
 
+/* Opens the file name in the state directory dir with flags (O_RDONLY,
+ * O_WRONLY, O_RDWR, O_CREAT: mode 600), never following a symlink or waiting
+ * on a FIFO or device. It must be a regular file with one link, owned by
+ * dir's owner. Returns a blocking descriptor, or -1 with errno set (EINVAL:
+ * not such a file), nothing logged and nothing truncated. */
+int userstate_file(int dir, const char *name, int flags);
+
 /* Takes the session lock: an open-file-description write lock on
  * SESSION_LOCK in dir, held through the returned descriptor until it is
  * closed or the process ends (so a dead session's lock is gone at once).
@@ -22,10 +29,12 @@ int userstate_open(const char *path, uid_t uid, int create);
  * with the reason logged. */
 int userstate_lock(int dir);
 
-/* LOGIN-DELAY: the seconds still to wait when the last login recorded in dir
- * (LAST_LOGIN's mtime) was less than delay seconds before now; else 0, after
- * recording now as the last login. Returns -1 with the reason logged when
- * the record can't be read or written. */
-long userstate_login_delay(int dir, unsigned delay, time_t now);
+/* LOGIN-DELAY: the seconds still to wait, rounded up, when the last login
+ * recorded in dir (LAST_LOGIN's mtime, to the nanosecond) was less than delay
+ * seconds before now (CLOCK_REALTIME); else 0, after recording now as the
+ * last login. Returns -1 with the reason logged when the record can't be
+ * read or written. */
+long userstate_login_delay(int dir, unsigned delay,
+    const struct timespec *now);
 
 #endif

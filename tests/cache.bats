@@ -158,3 +158,88 @@ same_answers() {
 	[ -L "$T/state/alice/cache" ] || [ -f "$T/state/alice/cache" ]
 	grep -q '^alice:secret' "$T/passdb"
 }
+
+# Ten messages whose unique-ids collide every way the numbering handles: five
+# copies of one message, X-UIDL values that are that message's hash and one
+# of its suffixes, an X-UIDL value given twice, and a copy of a message that
+# gave its X-UIDL way. The listing is the one every release so far gave.
+dup_mbox() {
+	local a='From a@example.org Mon Jan  1 00:00:00 2024\nSubject: same\n\nbody\n\n'
+	local h=a02117d1708bed0057ba60dd56000592 d
+	d='From d@example.org Mon Jan  1 00:00:00 2024\nX-UIDL: twice\nSubject: d\n\nd\n\n'
+	{
+		printf "From f@example.org Mon Jan  1 00:00:00 2024\nX-UIDL: $h\nSubject: f\n\nf\n\n"
+		printf "$a"
+		printf "From b@example.org Mon Jan  1 00:00:00 2024\nX-UIDL: $h.3\nSubject: b\n\nb\n\n"
+		printf "$a$a$a"
+		printf 'From c@example.org Mon Jan  1 00:00:00 2024\nX-UIDL: twice\nSubject: c\n\nc\n\n'
+		printf "$d$d$a"
+	} | mbox alice
+}
+dup_uidls() {
+	cat <<-EOF
+	1 a02117d1708bed0057ba60dd56000592
+	2 a02117d1708bed0057ba60dd56000592.2
+	3 a02117d1708bed0057ba60dd56000592.3
+	4 a02117d1708bed0057ba60dd56000592.4
+	5 a02117d1708bed0057ba60dd56000592.5
+	6 a02117d1708bed0057ba60dd56000592.6
+	7 twice
+	8 82d32b69274c1f5956a4c73660fe3ca6
+	9 82d32b69274c1f5956a4c73660fe3ca6.2
+	10 a02117d1708bed0057ba60dd56000592.7
+	EOF
+}
+
+@test "duplicate messages keep the UIDLs they always had, scanned, cached and appended to" {
+	dup_mbox
+	pop3_session "USER alice" "PASS secret" UIDL QUIT
+	[ "$status" -eq 0 ]
+	[ "$(sed -n '/^+OK Unique-ID/,/^\.$/p' <<< "$output" | sed '1d;$d')" = "$(dup_uidls)" ]
+	pop3_session "USER alice" "PASS secret" UIDL QUIT
+	grep -q '10 messages from the cache, 0 bytes read' "$T/err"
+	[ "$(sed -n '/^+OK Unique-ID/,/^\.$/p' <<< "$output" | sed '1d;$d')" = "$(dup_uidls)" ]
+	printf 'From a@example.org Mon Jan  1 00:00:00 2024\nSubject: same\n\nbody\n\n' |
+		locked_append "$T/mail/alice"
+	pop3_session "USER alice" "PASS secret" UIDL QUIT
+	grep -q '10 messages from the cache, [0-9]* bytes read' "$T/err"
+	[ "$(sed -n '/^+OK Unique-ID/,/^\.$/p' <<< "$output" | sed '1d;$d')" = \
+	    "$(dup_uidls; echo 11 a02117d1708bed0057ba60dd56000592.8)" ]
+}
+
+@test "a million identical messages open in seconds, each with its own suffix" {
+	python3 -c 'import sys; sys.stdout.write("From \n\n" * 1000000)' | mbox alice
+	# No session may take a minute (the handler before this took hours).
+	printf '#!/bin/sh\nexec timeout 60 "%s" "$@"\n' "$HANDLER" > "$T/bounded"
+	chmod 755 "$T/bounded"
+	HANDLER="$T/bounded" pop3_session "USER alice" "PASS secret" STAT \
+	    "UIDL 1" "UIDL 2" "UIDL 1000000" QUIT
+	[ "$status" -eq 0 ]
+	[ "${lines[2]}" = "+OK maildrop has 1000000 messages (0 octets)" ]
+	[ "${lines[3]}" = "+OK 1000000 0" ]
+	[[ "${lines[4]}" =~ ^\+OK\ 1\ ([0-9a-f]{32})$ ]]
+	h=${BASH_REMATCH[1]}
+	[ "${lines[5]}" = "+OK 2 $h.2" ]
+	[ "${lines[6]}" = "+OK 1000000 $h.1000000" ]
+}
+
+@test "a cache rewritten in place during a session changes no answer: the table was read, not mapped" {
+	for i in $(seq 40); do
+		printf 'From u@example.org Mon Jan  1 00:00:00 2024\nX-UIDL: uid-%d\nSubject: %d\n\nbody %d\n\n' "$i" "$i" "$i"
+	done >> "$T/mail/alice"
+	pop3_session "USER alice" "PASS secret" QUIT
+	[ -f "$T/state/alice/cache" ]
+	script() {
+		printf 'C: USER alice\nC: PASS secret\n%s\nC: UIDL\nC: LIST\nC: RETR 1\nC: RETR 70\nC: UIDL 31\nC: QUIT\n' "$1"
+	}
+	pop3_drive < <(script '')
+	[ "$status" -eq 0 ]
+	grep -q '70 messages from the cache, 0 bytes read' "$T/err"
+	cp "$T/out" "$T/before"
+	# Every byte of the cache, the X-UIDL pool and the offsets too, made 'A'.
+	pop3_drive < <(script "! python3 -c 'import os, sys; f = open(sys.argv[1], \"r+b\"); f.write(b\"A\" * os.path.getsize(sys.argv[1]))' $T/state/alice/cache")
+	[ "$status" -eq 0 ]
+	grep -q '70 messages from the cache, 0 bytes read' "$T/err"
+	cmp "$T/before" "$T/out"
+	[[ "$output" == *$'\n+OK 31 uid-1\n'* ]]
+}

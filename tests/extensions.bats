@@ -61,6 +61,22 @@ teardown() {
 	[[ "${lines[2]}" == "+OK maildrop has 2 messages"* ]]
 }
 
+@test "-l 2 refuses a login 1.5 s after the last one, even when the clock's seconds turned over twice" {
+	pop3_session -l 2 -- "USER alice" "PASS secret" QUIT
+	[[ "${lines[2]}" == "+OK maildrop has 2 messages"* ]]
+	# Stamp the last login 1.5 s ago at an instant early in a second, so
+	# that whole seconds would count 2 of them gone.
+	python3 - "$T/state/alice/last-login" <<'PY'
+import os, sys, time
+while not 0.05 <= time.time() % 1 <= 0.3:
+    time.sleep(0.01)
+then = time.time_ns() - 1_500_000_000
+os.utime(sys.argv[1], ns=(then, then))
+PY
+	pop3_session -l 2 -- "USER alice" "PASS secret" QUIT
+	[[ "${lines[2]}" == "-ERR [LOGIN-DELAY] Wait 1 more second" ]]
+}
+
 @test "-l 0 advertises LOGIN-DELAY 0 and holds nobody off" {
 	pop3_session -l 0 -- CAPA "USER alice" "PASS secret" QUIT
 	grep -qx 'LOGIN-DELAY 0' <<< "$output"
