@@ -71,6 +71,16 @@ bounded_session() {
 	! grep -q 'from the cache' "$T/err"
 }
 
+@test "as root, a cache that is not the user's is not used, though the user can read it" {
+	[ "$(id -u)" = 0 ] || skip "only root gives the user's state directory a file of someone else's"
+	pop3_own() { :; }	# the state stays as set up, but for the cache
+	chown root "$S/cache"
+	chmod 644 "$S/cache"
+	bounded_session "${LISTING[@]}"
+	grep -q 'cache not used: not a regular file of the user.s with one link' "$T/err"
+	! grep -q 'from the cache' "$T/err" || false
+}
+
 @test "a cache.new with a second link is not written through: the cache is a new file" {
 	rm "$S/cache"
 	printf 'keep me\n' > "$S/keep"
