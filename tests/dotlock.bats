@@ -170,3 +170,27 @@ dotlock() {
 	[[ "$(tr -d '\r' < "$R/out" | sed -n 3p)" == "+OK maildrop has 3 messages"* ]]
 	grep -E 'poll\(\[\{fd=[0-9]+, events=POLLIN\}\], 1, 60000\)' "$R/trace"
 }
+
+@test "as root, -F shared: when the keeper's minute runs out it touches the lock, and goes on holding it" {
+	[ "$(id -u)" = 0 ] || skip "needs root: makes a system user and a /var/mail spool"
+	command -v strace >/dev/null || skip "strace is not installed"
+	as_root
+	# Each process's second poll returns at once, as if its time ran out:
+	# the keeper's is its wait for 'U' with the lock held; the root
+	# parent's a short wait it repeats; the pre-auth child reads the
+	# whole input with its first.
+	strace -f -qq -o "$R/trace" -e trace=poll,utimensat,unlink -e signal=none \
+		-e inject=poll:retval=0:when=2 \
+		"$HANDLER" -d -F shared "${OPTS[@]}" < "$R/in" > "$R/out" 2> "$R/err" || true
+	cat "$R/out" "$R/err" "$R/trace"
+	[[ "$(tr -d '\r' < "$R/out" | sed -n 3p)" == "+OK maildrop has 3 messages"* ]]
+	[[ "$(tr -d '\r' < "$R/out" | sed -n 4p)" == "+OK 3 "* ]]
+	grep -E 'poll\(.*, 1, 60000\) = 0 \(Timeout\) \(INJECTED\)' "$R/trace"
+	# (the keeper works in /var/mail) touched, then removed when done
+	touch_at=$(grep -n "utimensat(AT_FDCWD, \"$U.lock\", NULL, 0) = 0" "$R/trace" | cut -d: -f1)
+	unlock_at=$(grep -n "unlink(\"$U.lock\")" "$R/trace" | cut -d: -f1)
+	[ -n "$touch_at" ]
+	[ -n "$unlock_at" ]
+	[ "$touch_at" -lt "$unlock_at" ]
+	[ ! -e "/var/mail/$U.lock" ]
+}
