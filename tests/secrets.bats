@@ -29,6 +29,12 @@ need_root() {
 }
 
 @test "a logged-in session holds no password hash in its memory, neither its user's nor another user's" {
+	# What is checked is glibc's heap: AddressSanitizer brings an allocator
+	# of its own, which keeps freed chunks in quarantine, and terabytes of
+	# shadow mappings that cannot be read through.
+	if grep -qa __asan_init "$HANDLER"; then
+		skip "$HANDLER is built with AddressSanitizer"
+	fi
 	need_root
 	e2e_user p3s
 	echo "$U:$(cat "$R/pass")" | chpasswd -c YESCRYPT
