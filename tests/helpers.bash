@@ -11,11 +11,18 @@ PAM_WRAPPER_LIB="$(find /usr/lib /usr/lib64 -name libpam_wrapper.so 2>/dev/null 
 PAM_MATRIX_MOD="$(find /usr/lib /usr/lib64 -name pam_matrix.so -path '*pam_wrapper*' 2>/dev/null | head -n 1)"
 
 # Makes $T (a world-traversable scratch directory), $T/mail (the spool, owned
-# by the user the handler runs as), a passdb and a PAM service "pop3".
+# by the user the handler runs as), a passdb and a PAM service "pop3", and
+# points $HANDLER at a copy of the handler in $T/bin.
 pop3_setup() {
 	T="$(mktemp -d /tmp/pop3-test.XXXXXX)"
 	chmod 755 "$T"
-	mkdir -p "$T/mail" "$T/state" "$T/pam.d"
+	mkdir -p "$T/mail" "$T/state" "$T/pam.d" "$T/bin"
+	# The user a test runs the handler as (nobody, or one the test makes) may
+	# not reach the checkout: a clone in root's mode-700 home is where a new
+	# user on Debian has it. A copy in $T, under the same name, it can.
+	cp "$HANDLER" "$T/bin/"
+	HANDLER="$T/bin/${HANDLER##*/}"
+	chmod 755 "$HANDLER"
 	cat > "$T/passdb" <<-EOF
 	alice:secret:pop3
 	bob:hunter2:pop3
