@@ -688,7 +688,12 @@ static enum verdict authority(struct session *s, struct credential *c)
 	    "method=%s: %s", printable(c->user, name, sizeof(name)), s->peer,
 	    method_names[c->method], why);
 	fail_delay(++s->failures);
-	return s->failures >= MAX_AUTH_FAILURES ? V_CLOSE : V_FAIL;
+	if (s->failures < MAX_AUTH_FAILURES)
+		return V_FAIL;
+	/* One line for the hang-up, as for bad commands: fail2ban counts it. */
+	syslog(LOG_NOTICE, "host=%s: %d failed logins, closing", s->peer,
+	    s->failures);
+	return V_CLOSE;
 }
 
 /*
