@@ -35,7 +35,8 @@ PKGS_DEMO="gcc libc6-dev make libpam0g-dev liblockfile-dev libmd-dev libxxhash-d
 # /usr/bin/time (time), finds child processes with pgrep (procps) and runs
 # whole sessions under valgrind (tests/limits.bats, tests/privsep.bats,
 # tests/valgrind.bats). A minbase Debian 12 has none of these three.
-PKGS_TEST="mpop fetchmail curl systemd procmail openssl util-linux passwd strace xinetd stunnel4 getmail6 groff-base man-db time procps valgrind"
+# fail2ban-regex checks the shipped fail2ban filter (tests/fail2ban.bats).
+PKGS_TEST="mpop fetchmail curl systemd procmail openssl util-linux passwd strace xinetd stunnel4 getmail6 groff-base man-db time procps valgrind fail2ban"
 
 # Flags for the test build: the Makefile's defaults plus -Werror, as CI builds.
 WERROR_CFLAGS="-O2 -g -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror"

@@ -91,11 +91,14 @@ mbox() {
 
 # pop3_listen [options]: serves the handler, set up as pop3_run does, on a
 # loopback port ($PORT), one process per connection, for real clients; the
-# log goes to $T/err. pop3_unlisten stops it (teardown does).
+# log goes to $T/err. pop3_unlisten stops it (teardown does). LISTEN_ADDR=::1
+# listens on IPv6 instead of 127.0.0.1.
 pop3_listen() {
 	pop3_own
-	PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-	systemd-socket-activate -l "127.0.0.1:$PORT" --inetd -a \
+	local addr="${LISTEN_ADDR:-127.0.0.1}"
+	PORT="$(python3 -c 'import socket, sys; s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET); s.bind((sys.argv[1], 0)); print(s.getsockname()[1])' "$addr")"
+	[[ $addr != *:* ]] || addr="[$addr]"
+	systemd-socket-activate -l "$addr:$PORT" --inetd -a \
 		env LD_PRELOAD="$PAM_WRAPPER_LIB" PAM_WRAPPER=1 \
 		PAM_WRAPPER_SERVICE_DIR="$T/pam.d" \
 		"${RUNAS[@]}" "$HANDLER" -d -m "$T/mail/%u" -D "$T/state/%u" "$@" \
@@ -103,7 +106,7 @@ pop3_listen() {
 	LISTENER=$!
 	local i
 	for i in $(seq 50); do
-		python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' "$PORT" 2>/dev/null && return 0
+		python3 -c 'import socket, sys; socket.create_connection((sys.argv[2], int(sys.argv[1])), 1).close()' "$PORT" "${LISTEN_ADDR:-127.0.0.1}" 2>/dev/null && return 0
 		sleep 0.1
 	done
 	return 1
