@@ -60,6 +60,12 @@ uninstall:
 clean:
 	rm -f $(PROG) $(OBJS)
 
+# The Debian package (debian/, README "Installing on Debian"): ../pop3-handler_*.deb.
+deb:
+	dpkg-buildpackage -us -uc -b
+
+.PHONY: deb
+
 # Benchmark against popa3d and Dovecot (issue 4), as root: one table on stdout.
 # Not part of check. bench-quick: small mailboxes, 2 repeats, a couple of minutes.
 bench: $(PROG)
