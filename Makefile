@@ -23,7 +23,8 @@ MAN8DIR = $(PREFIX)/share/man/man8
 DOCDIR = $(PREFIX)/share/doc/pop3-handler
 EXAMPLESDIR = $(DOCDIR)/examples
 EXAMPLES = pam.d/pop3 xinetd.d/pop3 systemd/pop3.socket systemd/pop3@.service \
-	stunnel/pop3s.conf stunnel/pop3-stls.conf
+	stunnel/pop3s.conf stunnel/pop3-stls.conf \
+	fail2ban/filter.d/pop3-handler.conf fail2ban/jail.d/pop3-handler.conf
 DESTDIR =
 BATS ?= bats
 
@@ -71,12 +72,18 @@ install: $(PROG)
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/$(PROG) $(DESTDIR)$(MAN8DIR)/$(PROG).8
 	for f in $(EXAMPLES); do rm -f $(DESTDIR)$(EXAMPLESDIR)/$$f; done
-	for d in $(EXAMPLES); do echo $${d%/*}; done | sort -u | \
+	for d in $(EXAMPLES); do echo $${d%/*}; echo $${d%%/*}; done | sort -ru | \
 		while read -r d; do rmdir $(DESTDIR)$(EXAMPLESDIR)/$$d 2>/dev/null; done; \
 		rmdir $(DESTDIR)$(EXAMPLESDIR) $(DESTDIR)$(DOCDIR) 2>/dev/null; true
 
 clean:
 	rm -f $(PROG) $(OBJS) tests/lines-check
+
+# The Debian package (debian/, README "Installing on Debian"): ../pop3-handler_*.deb.
+deb:
+	dpkg-buildpackage -us -uc -b
+
+.PHONY: deb
 
 # Benchmark against popa3d and Dovecot (issue 4), as root: one table on stdout.
 # Not part of check. bench-quick: small mailboxes, 2 repeats, a couple of minutes.

@@ -872,7 +872,12 @@ static enum verdict authority(struct session *s, struct credential *c)
 	    sizeof(name)) : "(unknown)", s->peer, method_names[c->method], why);
 	kind = c->method == CRED_APOP || c->method == CRED_CRAM;
 	fail_delay(++s->failures[kind], &arrival);
-	return s->failures[kind] >= MAX_AUTH_FAILURES ? V_CLOSE : V_FAIL;
+	if (s->failures[kind] < MAX_AUTH_FAILURES)
+		return V_FAIL;
+	/* One line for the hang-up, as for bad commands: fail2ban counts it. */
+	syslog(LOG_NOTICE, "host=%s: %d failed logins, closing", s->peer,
+	    s->failures[kind]);
+	return V_CLOSE;
 }
 
 /*

@@ -31,8 +31,14 @@ PKGS_DEMO="gcc libc6-dev make libpam0g-dev liblockfile-dev libmd-dev libxxhash-d
 # systemd-socket-activate, as root with real system users (tests/root.bats),
 # and runs the shipped deployment files with xinetd and stunnel4, getmail6 as
 # one more client, and groff/man to lint the man page (tests/deploy.bats,
-# tests/clients.bats, tests/install.bats).
-PKGS_TEST="mpop fetchmail mutt curl systemd procmail openssl util-linux passwd strace xinetd stunnel4 getmail6 groff-base man-db time"
+# tests/clients.bats, tests/install.bats). It measures peak memory with
+# /usr/bin/time (time), finds child processes with pgrep (procps) and runs
+# whole sessions under valgrind (tests/limits.bats, tests/privsep.bats,
+# tests/valgrind.bats). A minbase Debian 12 has none of these three.
+# fail2ban-regex checks the shipped fail2ban filter (tests/fail2ban.bats);
+# mutt is the client that tries CRAM-MD5 and APOP before USER/PASS
+# (tests/mechanisms.bats).
+PKGS_TEST="mpop fetchmail mutt curl systemd procmail openssl util-linux passwd strace xinetd stunnel4 getmail6 groff-base man-db time procps valgrind fail2ban"
 
 # Flags for the test build: the Makefile's defaults plus -Werror, as CI builds.
 WERROR_CFLAGS="-O2 -g -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror"

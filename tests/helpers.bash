@@ -11,11 +11,18 @@ PAM_WRAPPER_LIB="$(find /usr/lib /usr/lib64 -name libpam_wrapper.so 2>/dev/null 
 PAM_MATRIX_MOD="$(find /usr/lib /usr/lib64 -name pam_matrix.so -path '*pam_wrapper*' 2>/dev/null | head -n 1)"
 
 # Makes $T (a world-traversable scratch directory), $T/mail (the spool, owned
-# by the user the handler runs as), a passdb and a PAM service "pop3".
+# by the user the handler runs as), a passdb and a PAM service "pop3", and
+# points $HANDLER at a copy of the handler in $T/bin.
 pop3_setup() {
 	T="$(mktemp -d /tmp/pop3-test.XXXXXX)"
 	chmod 755 "$T"
-	mkdir -p "$T/mail" "$T/state" "$T/pam.d"
+	mkdir -p "$T/mail" "$T/state" "$T/pam.d" "$T/bin"
+	# The user a test runs the handler as (nobody, or one the test makes) may
+	# not reach the checkout: a clone in root's mode-700 home is where a new
+	# user on Debian has it. A copy in $T, under the same name, it can.
+	cp "$HANDLER" "$T/bin/"
+	HANDLER="$T/bin/${HANDLER##*/}"
+	chmod 755 "$HANDLER"
 	cat > "$T/passdb" <<-EOF
 	alice:secret:pop3
 	bob:hunter2:pop3
@@ -84,11 +91,14 @@ mbox() {
 
 # pop3_listen [options]: serves the handler, set up as pop3_run does, on a
 # loopback port ($PORT), one process per connection, for real clients; the
-# log goes to $T/err. pop3_unlisten stops it (teardown does).
+# log goes to $T/err. pop3_unlisten stops it (teardown does). LISTEN_ADDR=::1
+# listens on IPv6 instead of 127.0.0.1.
 pop3_listen() {
 	pop3_own
-	PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-	systemd-socket-activate -l "127.0.0.1:$PORT" --inetd -a \
+	local addr="${LISTEN_ADDR:-127.0.0.1}"
+	PORT="$(python3 -c 'import socket, sys; s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET); s.bind((sys.argv[1], 0)); print(s.getsockname()[1])' "$addr")"
+	[[ $addr != *:* ]] || addr="[$addr]"
+	systemd-socket-activate -l "$addr:$PORT" --inetd -a \
 		env LD_PRELOAD="$PAM_WRAPPER_LIB" PAM_WRAPPER=1 \
 		PAM_WRAPPER_SERVICE_DIR="$T/pam.d" \
 		"${RUNAS[@]}" "$HANDLER" -d -m "$T/mail/%u" -D "$T/state/%u" "$@" \
@@ -96,7 +106,7 @@ pop3_listen() {
 	LISTENER=$!
 	local i
 	for i in $(seq 50); do
-		python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' "$PORT" 2>/dev/null && return 0
+		python3 -c 'import socket, sys; socket.create_connection((sys.argv[2], int(sys.argv[1])), 1).close()' "$PORT" "${LISTEN_ADDR:-127.0.0.1}" 2>/dev/null && return 0
 		sleep 0.1
 	done
 	return 1

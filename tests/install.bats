@@ -7,6 +7,8 @@ TOP="$(cd "$BATS_TEST_DIRNAME/.." && pwd)"
 
 # What make install puts under DESTDIR (PREFIX /usr/local), with modes.
 EXPECTED="usr/local/sbin/pop3-handler 755
+usr/local/share/doc/pop3-handler/examples/fail2ban/filter.d/pop3-handler.conf 644
+usr/local/share/doc/pop3-handler/examples/fail2ban/jail.d/pop3-handler.conf 644
 usr/local/share/doc/pop3-handler/examples/pam.d/pop3 644
 usr/local/share/doc/pop3-handler/examples/stunnel/pop3-stls.conf 644
 usr/local/share/doc/pop3-handler/examples/stunnel/pop3s.conf 644
@@ -36,7 +38,8 @@ teardown() {
 	cmp "$TOP/pop3-handler.8" "$D/usr/local/share/man/man8/pop3-handler.8"
 	local f
 	for f in pam.d/pop3 xinetd.d/pop3 systemd/pop3.socket systemd/pop3@.service \
-		stunnel/pop3s.conf stunnel/pop3-stls.conf; do
+		stunnel/pop3s.conf stunnel/pop3-stls.conf \
+		fail2ban/filter.d/pop3-handler.conf fail2ban/jail.d/pop3-handler.conf; do
 		cmp "$TOP/$f" "$D/usr/local/share/doc/pop3-handler/examples/$f"
 	done
 }
@@ -80,7 +83,8 @@ teardown() {
 	sed -n '/^EXAMPLES/,/^SEE ALSO/p' "$D/text" > "$D/examples"
 	local f
 	for f in xinetd.d/pop3 systemd/pop3.socket systemd/pop3@.service \
-		stunnel/pop3s.conf stunnel/pop3-stls.conf; do
+		stunnel/pop3s.conf stunnel/pop3-stls.conf \
+		fail2ban/filter.d/pop3-handler.conf fail2ban/jail.d/pop3-handler.conf; do
 		grep -qF "$f" "$D/examples" || { echo "EXAMPLES does not name $f"; false; }
 	done
 }
