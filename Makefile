@@ -54,8 +54,8 @@ vusers.o: vusers.c params.h auth.h vusers.h
 
 # Every version of lines.c's loops the CPU has, held to a reference: the
 # handler runs only the best one (tests/lines.bats runs this).
-tests/lines-check: tests/lines-check.c lines.o lines.h
-	$(CC) $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) -o $@ tests/lines-check.c lines.o
+tests/lines-check: tests/lines-check.c tests/lines-ref.c tests/lines-ref.h lines.o lines.h
+	$(CC) $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) -o $@ tests/lines-check.c tests/lines-ref.c lines.o
 
 check: $(PROG) tests/lines-check
 	BATS=$(BATS) sh tests/run
