@@ -96,7 +96,8 @@ bench-quick: $(PROG)
 .PHONY: bench bench-quick
 
 # Sanitizers and fuzzing (issue 6; fuzz/README.md). Not part of check.
-# sanitize: the bats suite against pop3-handler-san (ASan, LSan, UBSan).
+# sanitize: the bats suite (all but timing.bats) against pop3-handler-san
+# (ASan, LSan, UBSan).
 # fuzz: each libFuzzer harness for FUZZ_SECONDS; needs clang.
 # clang: with gcc, UBSan's reports ignore log_path and go to stderr only,
 # where the tests would not see them.

@@ -1,7 +1,7 @@
 #!/bin/sh
-# make sanitize: the whole bats suite against pop3-handler-san, the handler
-# built by clang with AddressSanitizer (with LeakSanitizer) and
-# UndefinedBehaviorSanitizer (every finding fatal). Not gcc: its UBSan
+# make sanitize: the bats suite (all but timing.bats, see below) against
+# pop3-handler-san, the handler built by clang with AddressSanitizer (with
+# LeakSanitizer) and UndefinedBehaviorSanitizer (every finding fatal). Not gcc: its UBSan
 # ignores log_path and would report only to stderr, which tests swallow. A sanitizer report anywhere in the suite
 # fails the run, even when the test around it passed: reports are written to
 # files in $SAN_LOG_DIR (see tests/san-options.c), which must be empty at
@@ -37,6 +37,18 @@ export HANDLER
 export UID_WRAPPER_DISABLE_DEEPBIND=1
 export ASAN_OPTIONS="halt_on_error=1:verify_asan_link_order=0:log_path=$SAN_LOG_DIR/asan"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$SAN_LOG_DIR/ubsan"
+
+# All of tests/ but timing.bats, unless files are named. timing.bats holds
+# reply times to a median gap under 5 ms: ASan's own cost spread single pairs
+# by 3 to 7 ms and put medians at 3 ms, so here it could fail with nothing
+# wrong, and it would find no memory error the authority's other tests
+# (limits, protocol, mechanisms, sasl) do not reach. It costs about 2.5
+# minutes of a CI run held to 40; the plain build and the pristine root run it.
+if [ $# -eq 0 ]; then
+	for f in "$here"/*.bats; do
+		[ "${f##*/}" = timing.bats ] || set -- "$@" "$f"
+	done
+fi
 
 rc=0
 sh "$here/run" "$@" || rc=$?
