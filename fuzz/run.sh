@@ -7,10 +7,15 @@
 #
 # FUZZ_JOBS=N runs N workers per harness (default 1: the CI machine is small).
 # FUZZ_ARGS adds libFuzzer options, e.g. FUZZ_ARGS=-runs=1000000.
+# FUZZ_LIGHT=1 fuzzes with the light build (light/NAME: no ASan or UBSan,
+# the same checks) and then replays every input of both corpora under the
+# sanitized build, so that what the fast run reached is also checked for
+# memory and undefined behaviour. A finding of either fails the run.
 set -u
 cd "$(dirname "$0")"
 seconds=${FUZZ_SECONDS:-60}
 jobs=${FUZZ_JOBS:-1}
+light=${FUZZ_LIGHT:-0}
 mkdir -p artifacts corpus logs
 # Scratch files of the harnesses (mailboxes, secrets files): libFuzzer ends
 # with _Exit(), which skips their own cleanup.
@@ -36,9 +41,11 @@ for h in "$@"; do
 	else
 		par=""
 	fi
+	bin=./$h
+	[ "$light" = 1 ] && bin=./light/$h
 	start=$(date +%s)
 	# shellcheck disable=SC2086
-	"./$h" -max_total_time="$seconds" -max_len="$max_len" -timeout=10 \
+	"$bin" -max_total_time="$seconds" -max_len="$max_len" -timeout=10 \
 		-rss_limit_mb=2048 -print_final_stats=1 \
 		-artifact_prefix="artifacts/$h-" $par ${FUZZ_ARGS:-} \
 		"corpus/$h" "$seeds" > "$log" 2>&1
@@ -57,7 +64,27 @@ for h in "$@"; do
 	else
 		result="ok"
 	fi
-	line="$h: $execs executions in $((end - start)) s: $result"
+	how=""
+	if [ "$light" = 1 ] && [ "$result" = ok ]; then
+		# -runs=0: every input of the corpora once, then stop.
+		rlog="logs/$h.replay.log"
+		"./$h" -runs=0 -max_len="$max_len" -timeout=10 \
+			-rss_limit_mb=2048 -print_final_stats=1 \
+			-artifact_prefix="artifacts/$h-" \
+			"corpus/$h" "$seeds" > "$rlog" 2>&1
+		rc=$?
+		replayed=$(sed -n 's/^stat::number_of_executed_units: *//p' "$rlog")
+		how=" (light build), ${replayed:-0} inputs replayed sanitized"
+		if [ "$rc" -ne 0 ] ||
+		    grep -q '^==[0-9]*==ERROR\|^SUMMARY: ' "$rlog"; then
+			failed=1
+			result="FAILED in the replay (exit $rc; see fuzz/$rlog and fuzz/artifacts/)"
+			grep -m 3 'ERROR\|SUMMARY\|invariant\|Test unit written' \
+				"$rlog" >&2
+		fi
+		end=$(date +%s)
+	fi
+	line="$h: $execs executions$how in $((end - start)) s: $result"
 	echo "$line"
 	summary="$summary$line
 "
