@@ -99,6 +99,7 @@ bench-quick: $(PROG)
 # sanitize: the bats suite (all but timing.bats) against pop3-handler-san
 # (ASan, LSan, UBSan).
 # fuzz: each libFuzzer harness for FUZZ_SECONDS; needs clang.
+# fuzz-volume: the same, faster, for the long runs (issue 12).
 # clang: with gcc, UBSan's reports ignore log_path and go to stderr only,
 # where the tests would not see them.
 SAN_CC = clang
@@ -120,6 +121,13 @@ sanitize: $(PROG)-san
 fuzz:
 	$(MAKE) -C fuzz run FUZZ_SECONDS=$(FUZZ_SECONDS) LIBS="$(LDLIBS)"
 
-.PHONY: sanitize fuzz
+# fuzz-volume: the light build for FUZZ_SECONDS or FUZZ_RUNS executions per
+# harness, then its corpus replayed under the sanitized one (fuzz/README.md).
+FUZZ_RUNS = -1
+fuzz-volume:
+	$(MAKE) -C fuzz volume FUZZ_SECONDS=$(FUZZ_SECONDS) LIBS="$(LDLIBS)" \
+		FUZZ_ARGS=-runs=$(FUZZ_RUNS)
+
+.PHONY: sanitize fuzz fuzz-volume
 
 .PHONY: all check install uninstall clean

@@ -69,13 +69,39 @@ static void fuzz_free(void *p)
 	free(p);
 }
 
+/*
+ * The mailbox is a memfd that holds the input, and maildrop.c reads it only
+ * through pread() in read_full(). Those reads are served from the input
+ * itself: with an 8-octet chunk, the system calls were three fifths of each
+ * run. Any other descriptor, and fstat() of this one, are the real thing.
+ */
+#include <stdint.h>
+#include <unistd.h>
+
+static int memfd = -1;
+static const uint8_t *input;
+static size_t input_size;
+
+static ssize_t fuzz_pread(int fd, void *buf, size_t n, off_t off)
+{
+	if (fd != memfd || off < 0)
+		return pread(fd, buf, n, off);
+	if ((size_t)off >= input_size)
+		return 0;
+	if (n > input_size - (size_t)off)
+		n = input_size - (size_t)off;
+	memcpy(buf, input + off, n);
+	return n;
+}
+
 #define malloc fuzz_malloc
 #define free fuzz_free
+#define pread fuzz_pread
 #include "../maildrop.c"
 #undef malloc
 #undef free
+#undef pread
 
-#include <stdint.h>
 #include <sys/mman.h>
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -96,8 +122,6 @@ static void fail(const char *what, int line)
 	    line, what);
 	abort();
 }
-
-static int memfd = -1;
 
 /* A growing byte buffer that maildrop_send writes into. */
 struct buf {
@@ -408,6 +432,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	CHECK(ftruncate(memfd, 0) == 0);
 	CHECK(pwrite(memfd, data, size, 0) == (ssize_t)size);
+	input = data;
+	input_size = size;
 
 	memset(&md, 0, sizeof(md));
 	md.fd = memfd;
