@@ -29,8 +29,8 @@ DESTDIR =
 BATS ?= bats
 
 PROG = pop3-handler
-OBJS = pop3-handler.o auth.o maildrop.o lines.o dotlock.o privsep.o sasl.o \
-    userstate.o proxy.o vusers.o
+OBJS = pop3-handler.o auth.o maildrop.o output.o lines.o dotlock.o privsep.o \
+    sasl.o userstate.o proxy.o vusers.o
 
 all: $(PROG)
 
@@ -40,10 +40,12 @@ $(PROG): $(OBJS)
 .c.o:
 	$(CC) $(HARDEN_CPPFLAGS) $(CPPFLAGS) $(HARDEN_CFLAGS) $(CFLAGS) -c -o $@ $<
 
-pop3-handler.o: pop3-handler.c params.h auth.h dotlock.h maildrop.h privsep.h \
-    sasl.h userstate.h proxy.h vusers.h
+pop3-handler.o: pop3-handler.c params.h auth.h dotlock.h maildrop.h output.h \
+    privsep.h sasl.h userstate.h proxy.h vusers.h
 auth.o: auth.c params.h auth.h
-maildrop.o: maildrop.c params.h dotlock.h lines.h maildrop.h userstate.h
+maildrop.o: maildrop.c params.h dotlock.h lines.h maildrop.h output.h \
+    userstate.h
+output.o: output.c output.h
 dotlock.o: dotlock.c params.h dotlock.h
 lines.o: lines.c lines.h
 privsep.o: privsep.c params.h privsep.h

@@ -1284,23 +1284,6 @@ static int room(struct maildrop_out *out, size_t n)
 	return out->size - out->len >= n ? 0 : out->flush(out);
 }
 
-int maildrop_put(struct maildrop_out *out, const char *s, size_t n)
-{
-	while (n > out->size - out->len) {
-		size_t fit = out->size - out->len;
-
-		memcpy(out->buf + out->len, s, fit);
-		out->len += fit;
-		if (out->flush(out))
-			return -1;
-		s += fit;
-		n -= fit;
-	}
-	memcpy(out->buf + out->len, s, n);
-	out->len += n;
-	return 0;
-}
-
 /*
  * The wire form: every line end becomes CRLF (a CR already before the LF is
  * not doubled), a line that starts with "." gets another, and a last line

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "output.h"
 #include "params.h"
 
 struct message {
@@ -61,15 +62,6 @@ struct maildrop {
 	size_t win_len;		/* win_len), that RETR reads ahead into */
 };
 
-/* The client's output buffer, which maildrop_send writes the wire form into
- * directly: size is at least 64, and flush sends buf[0, len) and sets len to
- * 0, returning 0, or -1 to stop the send. */
-struct maildrop_out {
-	char *buf;
-	size_t len, size;
-	int (*flush)(struct maildrop_out *out);
-};
-
 /* Locks, reads and unlocks the mailbox at path, which must be a regular file
  * owned by uid (or missing, for an empty maildrop). state names the state
  * directory for the update journal (made at the first UPDATE; NULL: none). An
@@ -93,10 +85,6 @@ int maildrop_still(struct maildrop *md, const struct message *m);
  * returns its length. */
 size_t maildrop_uidl(const struct maildrop *md, const struct message *m,
     char *buf);
-
-/* Appends the n bytes at s to out, flushing it whenever it fills. Returns 0,
- * or -1 when flush did. */
-int maildrop_put(struct maildrop_out *out, const char *s, size_t n);
 
 /* Writes m in wire form into out: CRLF line ends, dot-stuffed, without the
  * final ".CRLF". With lines >= 0 only the headers, the blank line and that
