@@ -29,8 +29,9 @@ DESTDIR =
 BATS ?= bats
 
 PROG = pop3-handler
-OBJS = pop3-handler.o auth.o maildrop.o output.o lines.o dotlock.o privsep.o \
-    sasl.o userstate.o proxy.o vusers.o
+OBJS = pop3-handler.o auth.o maildrop.o mbox.o cache.o commit.o journal.o \
+    mailfile.o output.o lines.o dotlock.o privsep.o sasl.o userstate.o proxy.o \
+    vusers.o
 
 all: $(PROG)
 
@@ -43,8 +44,16 @@ $(PROG): $(OBJS)
 pop3-handler.o: pop3-handler.c params.h auth.h dotlock.h maildrop.h output.h \
     privsep.h sasl.h userstate.h proxy.h vusers.h
 auth.o: auth.c params.h auth.h
-maildrop.o: maildrop.c params.h dotlock.h lines.h maildrop.h output.h \
-    userstate.h
+maildrop.o: maildrop.c params.h cache.h commit.h journal.h lines.h mailfile.h \
+    maildrop.h mbox.h output.h userstate.h xxh3.h
+mbox.o: mbox.c params.h lines.h maildrop.h mbox.h output.h xxh3.h
+cache.o: cache.c params.h cache.h mailfile.h maildrop.h mbox.h output.h \
+    userstate.h xxh3.h
+commit.o: commit.c params.h commit.h journal.h mailfile.h maildrop.h output.h \
+    userstate.h xxh3.h
+journal.o: journal.c params.h journal.h mailfile.h maildrop.h output.h \
+    userstate.h xxh3.h
+mailfile.o: mailfile.c params.h dotlock.h mailfile.h maildrop.h output.h xxh3.h
 output.o: output.c output.h
 dotlock.o: dotlock.c params.h dotlock.h
 lines.o: lines.c lines.h

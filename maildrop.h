@@ -1,6 +1,8 @@
 /*
  * The maildrop: one mbox file read into a table of message offsets, sizes and
  * unique-ids; messages streamed out on request; deletions committed on QUIT.
+ * What pop3-handler.c calls. Defined in maildrop.c, but maildrop_uidl
+ * (mbox.c), maildrop_commit (commit.c) and maildrop_tidy (journal.c).
  */
 #ifndef POP3_MAILDROP_H
 #define POP3_MAILDROP_H
@@ -19,8 +21,12 @@ struct message {
 	off_t end;		/* end of the message, before any separator line */
 	off_t size;		/* octets on the wire, every line end as CRLF */
 	unsigned char uid[16];	/* XXH3-128: see "Unique-ids" in README */
-	uint32_t dup;		/* suffix ".n" (0: none); with M_XUIDL, the
-				 * pool offset of the X-UIDL value instead */
+	union {
+		uint32_t suffix;	/* without M_XUIDL: ".n" after the
+					 * hash (0: none) */
+		uint32_t xuidl;		/* with M_XUIDL: the pool offset of
+					 * the X-UIDL value */
+	} uidl;
 	uint32_t flags;
 };
 
@@ -30,36 +36,50 @@ struct segment {
 	uint64_t digest;
 };
 
-#define M_DELETED	0x01	/* DELE'd in this session */
+/* Set by the scanner (mbox.c), and kept in the cache: */
 #define M_XUIDL		0x02	/* the unique-id is an X-UIDL value */
 #define M_NOEOL		0x04	/* the last line has no newline */
 #define M_HIDDEN	0x08	/* the UW-IMAP pseudo-message: never listed */
+/* Set by the session, never cached: */
+#define M_DELETED	0x01	/* DELE'd in this session */
 
+/* The maildrop's state, each group owned by the file named. */
 struct maildrop {
+	/* The file, opened, locked and read (maildrop.c). */
 	char *path;
 	int fd;			/* open for the session; -1 when there is no file */
-	int state;		/* the state directory (journal), or -1 */
-	char *state_path;	/* its name, to make it at the first UPDATE */
-	uid_t uid;		/* the owner of both */
+	uid_t uid;		/* the owner of the file and the state dir */
 	dev_t dev;
 	ino_t ino;
-	off_t length;		/* bytes read at open */
-	struct timespec mtime, ctime;	/* the file's, once read */
-	int quick;		/* their sameness at QUIT proves it unchanged */
-	int tidy;		/* a used journal waits for maildrop_tidy */
-	struct segment seg[MAX_SEGMENTS];	/* XXH3 of those bytes, in */
-	int segs;		/* segments: one a scan (full or appended) */
+	char *rbuf;		/* MAILBOX_CHUNK bytes: the scan's, then a */
+	off_t win_off;		/* window on the file, [win_off, win_off + */
+	size_t win_len;		/* win_len), that RETR reads ahead into */
+
+	/* The message table (mbox.c; cache.c reads it from the cache). */
 	struct message *msg;	/* every message, the hidden one included */
 	size_t count;		/* entries in msg */
 	size_t alloc;		/* room in msg */
-	int separated;		/* the file ends where a From_ line may follow */
 	size_t visible;		/* messages numbered in the session */
 	size_t first;		/* index of message 1: 0, or 1 after a hidden one */
 	char *pool;		/* X-UIDL values, NUL-terminated */
 	size_t pool_len, pool_size;
-	char *rbuf;		/* MAILBOX_CHUNK bytes: the scan's, then a */
-	off_t win_off;		/* window on the file, [win_off, win_off + */
-	size_t win_len;		/* win_len), that RETR reads ahead into */
+
+	/* What the table was made from (mbox.c, cache.c), which the cache
+	 * and the proof at QUIT check the file against. */
+	off_t length;		/* bytes read at open */
+	int ends_at_boundary;	/* the file ends where a From_ line may
+				 * follow: mail appended starts a message */
+	struct segment seg[MAX_SEGMENTS];	/* XXH3 of those bytes, in */
+	int segs;		/* segments: one a scan (full or appended) */
+
+	/* The state directory (cache.c, journal.c). */
+	int state;		/* open, or -1 */
+	char *state_path;	/* its name, to make it at the first write */
+
+	/* The update (commit.c, journal.c). */
+	struct timespec mtime, ctime;	/* the file's, once read */
+	int quick;		/* their sameness at QUIT proves it unchanged */
+	int tidy;		/* a used journal waits for maildrop_tidy */
 };
 
 /* Locks, reads and unlocks the mailbox at path, which must be a regular file

@@ -79,8 +79,14 @@
  * to tell messages apart, and the scan need not hash every body byte. */
 #define UID_BODY		1024
 
-/* Mailbox scanning and copying chunk. */
+/* Mailbox scanning and copying chunk. fuzz/Makefile builds the mailbox
+ * files a second time with -DFUZZ_CHUNK=8, so that small inputs reach the
+ * code for lines longer than the buffer and for CRs at chunk ends. */
+#ifdef FUZZ_CHUNK
+#define MAILBOX_CHUNK		FUZZ_CHUNK
+#else
 #define MAILBOX_CHUNK		(1 << 17)
+#endif
 /* What an UPDATE writes before it starts writeback of it, so that its
  * fsync finds most of the bytes on their way to the disk. */
 #define WRITEBACK_CHUNK		(8 << 20)

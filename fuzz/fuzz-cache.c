@@ -1,8 +1,8 @@
 /*
- * libFuzzer harness for the message-table cache (maildrop.c: cache_load and
- * what it trusts). The input becomes the "cache" file in the state directory
- * of a real mailbox, and maildrop_open() runs on that mailbox as a login
- * would. The README promises that a corrupt or hostile cache can cost only a
+ * libFuzzer harness for the message-table cache (cache.c: cache_load and
+ * what it trusts), linked with the mailbox files as the handler is. The
+ * input becomes the "cache" file in the state directory of a real mailbox,
+ * and maildrop_open() runs on that mailbox as a login would. The README promises that a corrupt or hostile cache can cost only a
  * rescan: it can never crash the handler or change an answer.
  *
  * Input: a flag byte, then the bytes of the cache file.
@@ -25,11 +25,19 @@
  *     message can be sent and its unique-id formed, under ASan;
  *   - nothing leaks (LeakSanitizer) and no descriptor is left open.
  */
-#include "quiet.h"
-#include "../maildrop.c"
-
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../cache.h"
+#include "../mailfile.h"
+#include "../maildrop.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -88,7 +96,7 @@ static char *slurp(const char *path, size_t *len)
 	CHECK(fd >= 0 && fstat(fd, &st) == 0);
 	p = malloc(st.st_size ? st.st_size : 1);
 	CHECK(p != NULL);
-	CHECK(read_full(fd, p, st.st_size, 0) == st.st_size);
+	CHECK(mailfile_read(fd, p, st.st_size, 0) == st.st_size);
 	close(fd);
 	*len = st.st_size;
 	return p;
@@ -126,7 +134,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	snprintf(cache, sizeof(cache), "%s/cache", state);
 	fd = open(box, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	CHECK(fd >= 0);
-	CHECK(write_full(fd, mailbox, sizeof(mailbox) - 1, 0) == 0);
+	CHECK(mailfile_write(fd, mailbox, sizeof(mailbox) - 1, 0) == 0);
 	CHECK(fstat(fd, &box_st) == 0);
 	close(fd);
 	CHECK(mkdir(state, 0700) == 0);
@@ -217,7 +225,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	fd = open(cache, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	CHECK(fd >= 0);
-	CHECK(write_full(fd, file, len, 0) == 0);
+	CHECK(mailfile_write(fd, file, len, 0) == 0);
 	close(fd);
 	free(file);
 

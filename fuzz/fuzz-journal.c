@@ -1,8 +1,9 @@
 /*
- * libFuzzer harness for the update journal (maildrop.c: journal_recover and
- * what it trusts). The input becomes the "journal" file in the state
- * directory of a real mailbox, left there as by a crash in mid-update, and
- * maildrop_open() runs on that mailbox as the next login would. README's
+ * libFuzzer harness for the update journal (journal.c: journal_recover and
+ * what it trusts), linked with the mailbox files as the handler is. The
+ * input becomes the "journal" file in the state directory of a real
+ * mailbox, left there as by a crash in mid-update, and maildrop_open() runs
+ * on that mailbox as the next login would. README's
  * Design promises that a journal is carried out only when its hashes say it
  * is the one written for this very file: a damaged or foreign journal can
  * cost a refused login or a journal.bad file for the admin, never a mailbox
@@ -36,11 +37,20 @@
  *     makes, and leaves no journal behind;
  *   - nothing leaks (LeakSanitizer) and no descriptor is left open.
  */
-#include "quiet.h"
-#include "../maildrop.c"
-
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../journal.h"
+#include "../mailfile.h"
+#include "../maildrop.h"
+#include "../xxh3.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -108,7 +118,7 @@ static char *slurp(const char *path, size_t *len)
 	CHECK(fd >= 0 && fstat(fd, &st) == 0);
 	p = malloc(st.st_size ? st.st_size : 1);
 	CHECK(p != NULL);
-	CHECK(read_full(fd, p, st.st_size, 0) == st.st_size);
+	CHECK(mailfile_read(fd, p, st.st_size, 0) == st.st_size);
 	close(fd);
 	*len = st.st_size;
 	return p;
@@ -121,7 +131,7 @@ static void put(const char *path, const char *p, size_t len)
 
 	CHECK(fd >= 0);
 	CHECK(ftruncate(fd, 0) == 0);
-	CHECK(write_full(fd, p, len, 0) == 0);
+	CHECK(mailfile_write(fd, p, len, 0) == 0);
 	close(fd);
 }
 
@@ -193,8 +203,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	j.start = start;
 	j.old_end = md.length;
 	j.new_end = start + r[0].len + r[1].len;
-	CHECK(hash_of(md.fd, 0, j.start, buf, &j.prefix) == 0);
-	CHECK(hash_of(md.fd, j.new_end, j.old_end, buf, &j.tail) == 0);
+	CHECK(mailfile_hash(md.fd, 0, j.start, buf, &j.prefix) == 0);
+	CHECK(mailfile_hash(md.fd, j.new_end, j.old_end, buf, &j.tail) == 0);
 	CHECK(journal_write(&md, &j, r, 2, buf) == 0);
 
 	memcpy(new_box, old_box, start);
@@ -277,7 +287,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	snprintf(path, sizeof(path), "%s/journal", state);
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	CHECK(fd >= 0);
-	CHECK(write_full(fd, file, len, 0) == 0);
+	CHECK(mailfile_write(fd, file, len, 0) == 0);
 	close(fd);
 
 	/* What a forged journal says the mailbox becomes: the bytes before

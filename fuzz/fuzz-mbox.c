@@ -1,9 +1,12 @@
 /*
- * libFuzzer harness for the mbox parser and the send path (maildrop.c).
+ * libFuzzer harness for the mbox scanner (mbox.c) and the send path
+ * (maildrop.c), linked as the handler links them.
  *
- * The input is a mailbox file. It is written to a memfd, scanned with the real
- * scan() and make_unique(), and then checked against the README's "Mailbox"
- * rules by an independent, in-memory reference parser:
+ * The input is a mailbox file. It is fed to the scanner (mbox.c) as
+ * maildrop.c feeds it the chunks it reads, its unique-ids are made
+ * (mbox_unique), and maildrop_send reads it from a memfd; then it is
+ * checked against the README's "Mailbox" rules by an independent, in-memory
+ * reference parser:
  *
  *   - the message table (From_, data and end offsets, wire size, no-EOL flag)
  *     is exactly the reference's, and the offsets are ordered and in the file;
@@ -21,91 +24,41 @@
  * Any violation abort()s, which libFuzzer reports as a crash.
  *
  * Built twice by fuzz/Makefile: fuzz-mbox with the real 128 KiB MAILBOX_CHUNK,
- * and fuzz-mbox-chunk8 with FUZZ_CHUNK=8, so that small inputs reach the
+ * and fuzz-mbox-chunk8 with FUZZ_CHUNK=8 (params.h: the handler's files are
+ * compiled with it too), so that small inputs reach the
  * paths for lines longer than the scan buffer and for a CR at the end of a
  * send chunk. With a tiny chunk only the first piece of a long header line is
  * looked at (X-UIDL, Subject), which is why unique-ids and the hidden flag are
  * checked for validity only, never against the reference.
  */
-#include "quiet.h"
-#include "../params.h"
-#ifdef FUZZ_CHUNK
-#undef MAILBOX_CHUNK
-#define MAILBOX_CHUNK FUZZ_CHUNK
-#endif
-
-/*
- * Each maildrop mallocs a MAILBOX_CHUNK buffer (md->rbuf), and a fresh 128 KiB
- * mapping per execution costs more than the rest of the harness. That one
- * block is kept between executions instead, and poisoned while it is "free",
- * so a use after free is still caught; every other allocation is the real one.
- */
-#include <sanitizer/asan_interface.h>
-#include <string.h>
-#include <stdlib.h>
-
-static void *chunk_block;
-static int chunk_busy;
-
-static void *fuzz_malloc(size_t n)
-{
-	if (n != MAILBOX_CHUNK || chunk_busy)
-		return malloc(n);
-	if (!chunk_block && !(chunk_block = malloc(n)))
-		return NULL;
-	chunk_busy = 1;
-	ASAN_UNPOISON_MEMORY_REGION(chunk_block, n);
-	memset(chunk_block, 0xbe, n < 4096 ? n : 4096);
-	return chunk_block;
-}
-
-static void fuzz_free(void *p)
-{
-	if (p && p == chunk_block) {
-		chunk_busy = 0;
-		ASAN_POISON_MEMORY_REGION(chunk_block, MAILBOX_CHUNK);
-		return;
-	}
-	free(p);
-}
-
-/*
- * The mailbox is a memfd that holds the input, and maildrop.c reads it only
- * through pread() in read_full(). Those reads are served from the input
- * itself: with an 8-octet chunk, the system calls were three fifths of each
- * run. Any other descriptor, and fstat() of this one, are the real thing.
- */
+#include <errno.h>
 #include <stdint.h>
-#include <unistd.h>
-
-static int memfd = -1;
-static const uint8_t *input;
-static size_t input_size;
-
-static ssize_t fuzz_pread(int fd, void *buf, size_t n, off_t off)
-{
-	if (fd != memfd || off < 0)
-		return pread(fd, buf, n, off);
-	if ((size_t)off >= input_size)
-		return 0;
-	if (n > input_size - (size_t)off)
-		n = input_size - (size_t)off;
-	memcpy(buf, input + off, n);
-	return n;
-}
-
-#define malloc fuzz_malloc
-#define free fuzz_free
-#define pread fuzz_pread
-#include "../maildrop.c"
-#undef malloc
-#undef free
-#undef pread
-
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
+#include <sanitizer/asan_interface.h>
+
+#include "../maildrop.h"
+#include "../mbox.h"
+#include "../params.h"
+#include "../xxh3.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* The mailbox, for maildrop_send to read: a memfd holding the input. */
+static int memfd = -1;
+
+/*
+ * maildrop_send reads through md->rbuf, MAILBOX_CHUNK bytes that it mallocs
+ * when md has none, and a fresh 128 KiB mapping per execution costs more
+ * than the rest of the harness. The harness hands it this block instead,
+ * kept between executions and poisoned between them, so that a use after
+ * the maildrop is done with it is still caught.
+ */
+static char *window_block;
 
 #define CHECK(cond) do { if (!(cond)) fail(#cond, __LINE__); } while (0)
 
@@ -343,9 +296,41 @@ NOCOV static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-#ifdef MAX_SEGMENTS
-/* scan(md, from): a table read from the cache is continued by a scan. */
-#define SCAN(md) scan(md, 0)
+/*
+ * The scanner fed as maildrop.c feeds it, from offset from on: what a buffer
+ * of MAILBOX_CHUNK bytes holds after each read (the bytes not yet taken and
+ * as many more as fit), and the end of the file known only when a read
+ * comes back short. Returns 0, or -1 with errno set, as the scan would.
+ */
+static int scan(struct maildrop *md, const uint8_t *data, size_t size,
+    size_t from)
+{
+	struct mbox_scan *s = mbox_start(md, from);
+	size_t pos = from;
+
+	CHECK(s != NULL);
+	for (;;) {
+		size_t have = size - pos < MAILBOX_CHUNK ? size - pos :
+		    MAILBOX_CHUNK;
+		int eof = have < MAILBOX_CHUNK;
+		ssize_t took = mbox_feed(s, (const char *)data + pos, have,
+		    MAILBOX_CHUNK, eof);
+
+		if (took < 0) {
+			mbox_free(s);
+			return -1;
+		}
+		/* A full buffer always gives up something, or no read
+		 * could follow; at the end, everything. */
+		CHECK((size_t)took <= have && (took > 0 || have < MAILBOX_CHUNK));
+		pos += took;
+		if (eof)
+			break;
+	}
+	CHECK(pos == size);
+	return mbox_end(s);
+}
+
 #define DIGEST_OK(md, d, n) ((md)->segs == 1 && \
     (md)->seg[0].end == (off_t)(n) && (md)->seg[0].digest == XXH3_64bits(d, n))
 
@@ -363,7 +348,7 @@ static void check_continued(const struct maildrop *full, const uint8_t *data,
 	size_t i;
 
 	memset(&md, 0, sizeof(md));
-	md.fd = memfd;
+	md.fd = -1;	/* the scanner reads no file */
 	md.path = (char *)"fuzz-mbox";
 	md.alloc = k;
 	md.msg = malloc(k * sizeof(*md.msg));
@@ -380,10 +365,11 @@ static void check_continued(const struct maildrop *full, const uint8_t *data,
 	md.seg[0].end = from;
 	md.seg[0].digest = XXH3_64bits(data, from);
 	md.length = from;
-	md.separated = 1;
-	CHECK(scan(&md, from) == 0);
+	md.ends_at_boundary = 1;
+	CHECK(scan(&md, data, size, from) == 0);
 	CHECK(md.count == full->count);
-	CHECK(md.length == full->length && md.separated == full->separated);
+	CHECK(md.length == full->length &&
+	    md.ends_at_boundary == full->ends_at_boundary);
 	CHECK(md.segs == 2 && md.seg[1].end == (off_t)size &&
 	    md.seg[1].digest == XXH3_64bits(data + from, size - from));
 	for (i = 0; i < md.count; i++) {
@@ -393,28 +379,26 @@ static void check_continued(const struct maildrop *full, const uint8_t *data,
 		    a->end == b->end && a->size == b->size &&
 		    a->flags == b->flags && !memcmp(a->uid, b->uid, 16));
 		if (a->flags & M_XUIDL)
-			CHECK(!strcmp(md.pool + a->dup, full->pool + b->dup));
+			CHECK(!strcmp(md.pool + a->uidl.xuidl,
+			    full->pool + b->uidl.xuidl));
 		else
-			CHECK(a->dup == b->dup);
+			CHECK(a->uidl.suffix == b->uidl.suffix);
 	}
 	free(md.msg);
 	free(md.pool);
-	free(md.rbuf);
 }
-#else
-#define SCAN(md) scan(md)
-#define DIGEST_OK(md, d, n) ((md)->digest == XXH3_64bits(d, n))
-#endif
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
 	memfd = memfd_create("fuzz-mbox", MFD_CLOEXEC);
-	if (memfd < 0) {
+	window_block = malloc(MAILBOX_CHUNK);
+	if (memfd < 0 || !window_block) {
 		perror("memfd_create");
 		exit(1);
 	}
+	ASAN_POISON_MEMORY_REGION(window_block, MAILBOX_CHUNK);
 	return 0;
 }
 
@@ -432,36 +416,36 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	CHECK(ftruncate(memfd, 0) == 0);
 	CHECK(pwrite(memfd, data, size, 0) == (ssize_t)size);
-	input = data;
-	input_size = size;
 
 	memset(&md, 0, sizeof(md));
 	md.fd = memfd;
 	md.path = (char *)"fuzz-mbox";
+	ASAN_UNPOISON_MEMORY_REGION(window_block, MAILBOX_CHUNK);
+	memset(window_block, 0xbe, MAILBOX_CHUNK < 4096 ? MAILBOX_CHUNK : 4096);
+	md.rbuf = window_block;
 	nref = reference(data, size, &lines, &ref);
 	errno = 0;
-	r = SCAN(&md);
+	r = scan(&md, data, size, 0);
 	if (r) {
 		CHECK(errno == EINVAL);
 		CHECK(nref < 0);
 		free(md.msg);
 		free(md.pool);
-		free(md.rbuf);
+		ASAN_POISON_MEMORY_REGION(window_block, MAILBOX_CHUNK);
 		return 0;
 	}
 	CHECK(nref >= 0);
 	CHECK(md.count == (size_t)nref);
 	CHECK(md.length == (off_t)size);
 	CHECK(DIGEST_OK(&md, data, size));
-#ifdef MAX_SEGMENTS
 	if (md.count >= 2)
 		check_continued(&md, data, size,
 		    1 + data[size - 1] % (md.count - 1));
-#endif
 
-	md.first = md.count && (md.msg[0].flags & M_HIDDEN);
-	md.visible = md.count - md.first;
-	CHECK(make_unique(&md) == 0);
+	mbox_number(&md);
+	CHECK(md.first == (size_t)(md.count && (md.msg[0].flags & M_HIDDEN)));
+	CHECK(md.visible == md.count - md.first);
+	CHECK(mbox_unique(&md) == 0);
 
 	for (i = 0; i < md.count; i++) {
 		struct message *m = &md.msg[i];
@@ -534,6 +518,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	free(ref);
 	free(md.msg);
 	free(md.pool);
-	free(md.rbuf);
+	CHECK(md.rbuf == window_block);	/* the window used no other */
+	ASAN_POISON_MEMORY_REGION(window_block, MAILBOX_CHUNK);
 	return 0;
 }

@@ -48,7 +48,7 @@ const char *body_ref(const char *q, const char *e, off_t *size)
 	return q;
 }
 
-/* lines_body driven the way maildrop.c's scan drives it: after a stop that
+/* lines_body driven the way mbox.c's scanner drives it: after a stop that
  * is no separator, the caller takes a line itself, and any after an empty
  * one. Returns NULL if a stop breaks the contract in lines.h. */
 const char *body_drive(const char *q, const char *e, off_t *size)

@@ -1,6 +1,7 @@
 /*
  * A byte-at-a-time reference for lines.c's two loops, and drivers that call
- * them the way maildrop.c does, for tests/lines-check and fuzz/fuzz-lines.
+ * them the way mbox.c and maildrop.c do, for tests/lines-check and
+ * fuzz/fuzz-lines.
  */
 #ifndef POP3_LINES_REF_H
 #define POP3_LINES_REF_H
@@ -23,7 +24,7 @@ int separator(const char *p, const char *e);
  * first line without an LF); adds the wire size of the lines before it. */
 const char *body_ref(const char *q, const char *e, off_t *size);
 
-/* lines_body driven the way maildrop.c's scan drives it; the same end and
+/* lines_body driven the way mbox.c's scanner drives it; the same end and
  * size as body_ref, or NULL if a stop broke the contract in lines.h. */
 const char *body_drive(const char *q, const char *e, off_t *size);
 
