@@ -27,7 +27,8 @@
 #include "userstate.h"
 #include "xxh3.h"
 
-static const char cache_magic[8] = "P3CACHE2";
+/* 3: the scanner's M_NOEOH, which a cache of version 2 does not have. */
+static const char cache_magic[8] = "P3CACHE3";
 
 /* The table follows the header in the file, and is read with it (cache_load). */
 _Static_assert(sizeof(struct cache_header) % _Alignof(struct message) == 0,

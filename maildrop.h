@@ -40,8 +40,11 @@ struct segment {
 #define M_XUIDL		0x02	/* the unique-id is an X-UIDL value */
 #define M_NOEOL		0x04	/* the last line has no newline */
 #define M_HIDDEN	0x08	/* the UW-IMAP pseudo-message: never listed */
+#define M_NOEOH		0x10	/* no empty line ends the headers: every
+				 * line is one (-W oe-ns-eoh adds it) */
 /* Set by the session, never cached: */
 #define M_DELETED	0x01	/* DELE'd in this session */
+#define M_RETRIEVED	0x20	/* RETR'd in this session (EXPIRE 0) */
 
 /* The maildrop's state, each group owned by the file named. */
 struct maildrop {

@@ -49,6 +49,7 @@ struct mbox_scan {
 	int pending;		/* bytes of a held-back empty line, or 0 */
 	int at_separator;	/* file start, or the previous line was empty */
 	int subject, ximap;	/* pseudo-message signs */
+	int eoh;		/* an empty line was taken into cur */
 	off_t next;		/* end of the last line taken into cur */
 	off_t pos;		/* file offset of the next byte fed */
 	int midline;		/* that byte is inside a line taken in pieces */
@@ -133,6 +134,8 @@ static int scan_finish(struct mbox_scan *s)
 	}
 	if (md->count == 0 && s->subject && s->ximap)
 		m->flags |= M_HIDDEN;
+	if (!s->eoh)
+		m->flags |= M_NOEOH;
 	if (md->count == md->alloc && grow(md))
 		return -1;
 	md->msg[md->count++] = *m;
@@ -146,7 +149,7 @@ static void scan_begin(struct mbox_scan *s, off_t off)
 	s->in_message = 1;
 	s->in_body = 0;
 	s->header_kept = 1;
-	s->subject = s->ximap = 0;
+	s->subject = s->ximap = s->eoh = 0;
 	s->xuidl[0] = '\0';
 	XXH3_128bits_reset(s->id);
 	XXH3_64bits_reset(s->body);
@@ -166,7 +169,8 @@ static void body_id(struct mbox_scan *s, const char *p, size_t len)
 	}
 }
 
-/* Takes the held-back empty line into the message as content. */
+/* Takes the held-back empty line into the message as content: the message
+ * has an empty line, which ends its headers (or is in its body). */
 static void scan_flush(struct mbox_scan *s)
 {
 	if (!s->pending)
@@ -175,6 +179,7 @@ static void scan_flush(struct mbox_scan *s)
 	body_id(s, "\r\n" + (s->pending == 1), s->pending);
 	s->next += s->pending;
 	s->pending = 0;
+	s->eoh = 1;
 }
 
 static int header_is(const char *line, size_t len, const char *name, size_t n)
@@ -596,7 +601,7 @@ int mbox_sane(const struct maildrop *md)
 		if (m->from < prev || m->data < m->from || m->end < m->data ||
 		    m->end > md->length || m->size < 0 ||
 		    m->size > 2 * (m->end - m->data) + 2 ||
-		    (m->flags & ~(M_XUIDL | M_NOEOL | M_HIDDEN)) ||
+		    (m->flags & ~(M_XUIDL | M_NOEOL | M_HIDDEN | M_NOEOH)) ||
 		    ((m->flags & M_HIDDEN) && i != 0))
 			return 0;
 		if (m->flags & M_XUIDL) {

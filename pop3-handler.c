@@ -104,9 +104,6 @@ struct session {
 	struct maildrop md;
 	struct counter top, retr, del;
 	unsigned long long octets;	/* of every message at login */
-	unsigned char *retrieved;	/* EXPIRE 0: by message index */
-	unsigned char *noeoh;		/* oe-ns-eoh: no blank line after
-					 * the headers, by message index */
 	int lock;			/* the session lock (-1), or -1 */
 	const char *peer;
 };
@@ -452,7 +449,8 @@ static struct message *message_arg(struct session *s, const char *arg,
  */
 static long long msg_size(const struct session *s, const struct message *m)
 {
-	return m->size + (s->noeoh && s->noeoh[m - s->md.msg] ? 2 : 0);
+	(void)s;	/* M_NOEOH is the scanner's, on m */
+	return m->size + (add_eoh && (m->flags & M_NOEOH) ? 2 : 0);
 }
 
 /* The count and octets of the messages not marked deleted: those at login
@@ -555,69 +553,6 @@ static int template_ok(const char *tmpl)
 				return 0;
 		}
 	return 1;
-}
-
-/* Watches a message's head for an empty line (CRLF at the start, or CRLF
- * CRLF), and stops the send once it has seen one. */
-struct eoh_watch {
-	struct maildrop_out out;	/* first: eoh_flush is handed this */
-	char buf[4096];
-	char last[2];
-	unsigned long long seen;
-	int found;
-};
-
-static int eoh_flush(struct maildrop_out *o)
-{
-	struct eoh_watch *w = (struct eoh_watch *)o;
-	size_t i, n = o->len;
-
-	o->len = 0;
-	for (i = 0; i < n; i++) {
-		if (o->buf[i] == '\n' && w->last[1] == '\r' &&
-		    (w->seen == 1 || w->last[0] == '\n')) {
-			w->found = 1;
-			return -1;	/* enough: stop reading */
-		}
-		w->last[0] = w->last[1];
-		w->last[1] = o->buf[i];
-		w->seen++;
-	}
-	return 0;
-}
-
-/*
- * The oe-ns-eoh workaround needs to know, before LIST, which messages have
- * no blank line after their headers: it reads each message's head the way
- * TOP n 0 sends it (headers only, or the whole message when there is no
- * blank line) until it sees an empty line. maildrop.c's scanner could note
- * this for free (a flag M_NOBODY); until it does, this costs one read of
- * the headers per message, and only with -W oe-ns-eoh. Returns 0 or -1.
- */
-static int find_noeoh(struct session *s)
-{
-	unsigned long i;
-
-	if (!s->md.count)
-		return 0;
-	if (!(s->noeoh = calloc(s->md.count, 1)))
-		return -1;
-	for (i = 1; i <= s->md.visible; i++) {
-		struct message *m = maildrop_get(&s->md, i);
-		struct eoh_watch w;
-		int r;
-
-		memset(&w, 0, sizeof(w));
-		w.out.buf = w.buf;
-		w.out.size = sizeof(w.buf);
-		w.out.flush = eoh_flush;
-		if (!(r = maildrop_send(&s->md, m, 0, &w.out)))
-			eoh_flush(&w.out);	/* what is left in the buffer */
-		if (r && !w.found)
-			return -1;	/* a read error, logged */
-		s->noeoh[m - s->md.msg] = !w.found;
-	}
-	return 0;
 }
 
 /*
@@ -726,13 +661,6 @@ static enum result login(struct session *s, const char *method)
 		syslog(LOG_NOTICE, "login refused: user=%s host=%s: %s",
 		    printable(s->who.name, name, sizeof(name)), s->peer, err);
 		return reply(s, P_CLOSE, "%s", err);
-	}
-	if (add_eoh && find_noeoh(s))
-		return reply(s, P_CLOSE, "[SYS/TEMP] Cannot read the maildrop");
-	if (expire == 0 && s->md.count &&
-	    !(s->retrieved = calloc(s->md.count, 1))) {
-		syslog(LOG_ERR, "out of memory");
-		return reply(s, P_CLOSE, "[SYS/TEMP] Out of memory");
 	}
 	for (n = 1; n <= s->md.visible; n++)
 		s->octets += msg_size(s, maildrop_get(&s->md, n));
@@ -1259,10 +1187,9 @@ static void expire_retrieved(struct session *s)
 {
 	size_t i;
 
-	if (!s->retrieved)
-		return;
 	for (i = 0; i < s->md.count; i++)
-		if (s->retrieved[i] && !(s->md.msg[i].flags & M_DELETED)) {
+		if ((s->md.msg[i].flags & (M_RETRIEVED | M_DELETED)) ==
+		    M_RETRIEVED) {
 			s->md.msg[i].flags |= M_DELETED;
 			s->del.count++;
 			s->del.octets += msg_size(s, &s->md.msg[i]);
@@ -1372,7 +1299,7 @@ static int body_message(struct session *s)
 
 	/* oe-ns-eoh: every line was a header (TOP sent them all too), so the
 	 * blank line that ends the headers comes last. */
-	if (!r && s->noeoh && s->noeoh[s->msg - s->md.msg])
+	if (!r && add_eoh && (s->msg->flags & M_NOEOH))
 		r = out_str("\r\n");
 
 	if (s->lines >= 0)
@@ -1401,8 +1328,8 @@ static enum result cmd_retr(struct session *s, char *arg)
 		return changed(s);
 	s->lines = -1;
 	s->body = body_message;
-	if (s->retrieved)
-		s->retrieved[s->msg - s->md.msg] = 1;
+	if (expire == 0)
+		s->msg->flags |= M_RETRIEVED;
 	s->retr.count++;
 	s->retr.octets += msg_size(s, s->msg);
 	return reply(s, P_OK, "%lld octets", msg_size(s, s->msg));
@@ -2035,8 +1962,6 @@ int main(int argc, char **argv)
 		maildrop_close(&s.md);
 	}
 	dotlock_done();
-	free(s.retrieved);
-	free(s.noeoh);
 	if (s.lock >= 0)
 		close(s.lock);
 	return status;

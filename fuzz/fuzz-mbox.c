@@ -8,8 +8,10 @@
  * checked against the README's "Mailbox" rules by an independent, in-memory
  * reference parser:
  *
- *   - the message table (From_, data and end offsets, wire size, no-EOL flag)
- *     is exactly the reference's, and the offsets are ordered and in the file;
+ *   - the message table (From_, data and end offsets, wire size, no-EOL and
+ *     no-end-of-headers flags) is exactly the reference's, and the offsets
+ *     are ordered and in the file; a message has no end of headers exactly
+ *     when TOP n 0 sends no empty line;
  *   - "not an mbox" (EINVAL) exactly when the reference says so;
  *   - RETR (maildrop_send, lines -1) writes exactly the reference wire form,
  *     every line starting with '.' is stuffed, and once unstuffed it is
@@ -143,6 +145,7 @@ struct rmsg {
 	size_t from, data, end, size;
 	size_t first, nlines;	/* content lines */
 	int noeol;
+	int noeoh;		/* no empty content line */
 };
 
 NOCOV static int line_empty(const uint8_t *d, const struct rline *l)
@@ -215,8 +218,11 @@ NOCOV static long reference(const uint8_t *d, size_t size, struct rline **linesp
 
 		m->size = 0;
 		m->noeol = 0;
+		m->noeoh = 1;
 		m->end = m->data;
 		for (j = m->first; j < m->first + m->nlines; j++) {
+			if (lines[j].lf && line_text(d, &lines[j]) == 0)
+				m->noeoh = 0;
 			m->size += line_text(d, &lines[j]) + 2;
 			m->end = lines[j].start + lines[j].len + lines[j].lf;
 			m->noeol = !lines[j].lf;
@@ -289,6 +295,13 @@ NOCOV static size_t unstuffed_length(const struct buf *b)
 NOCOV static int same(const struct buf *a, const struct buf *b)
 {
 	return a->len == b->len && (a->len == 0 || !memcmp(a->p, b->p, a->len));
+}
+
+/* Whether b, in wire form, holds an empty line. */
+NOCOV static int has_empty(const struct buf *b)
+{
+	return (b->len >= 2 && b->p[0] == '\r' && b->p[1] == '\n') ||
+	    (b->len >= 3 && memmem(b->p, b->len, "\n\r\n", 3));
 }
 
 NOCOV static int cmp_str(const void *a, const void *b)
@@ -451,7 +464,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct message *m = &md.msg[i];
 		struct rmsg *rm = &ref[i];
 
-		CHECK((m->flags & ~(M_XUIDL | M_NOEOL | M_HIDDEN)) == 0);
+		CHECK((m->flags & ~(M_XUIDL | M_NOEOL | M_HIDDEN | M_NOEOH)) ==
+		    0);
 		CHECK(i == 0 || !(m->flags & M_HIDDEN));
 		CHECK(0 <= m->from && m->from < m->data + 1 && m->data <= m->end &&
 		    m->end <= (off_t)size);
@@ -461,6 +475,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(m->end == (off_t)rm->end);
 		CHECK(m->size == (off_t)rm->size);
 		CHECK(!!(m->flags & M_NOEOL) == rm->noeol);
+		CHECK(!!(m->flags & M_NOEOH) == rm->noeoh);
 
 		retr.len = 0;
 		CHECK(send_into(&md, m, -1, &retr, size + i) == 0);
@@ -481,6 +496,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			reference_wire(data, lines, rm,
 			    reference_top(data, lines, rm, tops[k]), &want);
 			CHECK(same(&top, &want));
+			/* What the handler once read at login to know it: an
+			 * empty line in TOP n 0. */
+			if (tops[k] == 0)
+				CHECK(!!(m->flags & M_NOEOH) ==
+				    !has_empty(&top));
 		}
 	}
 
