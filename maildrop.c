@@ -23,7 +23,6 @@
 #include "params.h"
 #include "userstate.h"
 
-
 /*
  * Opens path for the session and checks what it is before a byte is read:
  * no symlink (O_NOFOLLOW), no FIFO or device, and the user's own file.

@@ -75,7 +75,7 @@ struct maildrop {
 	struct segment seg[MAX_SEGMENTS];	/* XXH3 of those bytes, in */
 	int segs;		/* segments: one a scan (full or appended) */
 
-	/* The state directory (cache.c, journal.c). */
+	/* The state directory (cache.c, commit.c, journal.c). */
 	int state;		/* open, or -1 */
 	char *state_path;	/* its name, to make it at the first write */
 

@@ -1,7 +1,7 @@
 /*
- * The mailbox file's system calls, for maildrop.c, cache.c and commit.c:
- * the mail locks, full reads and writes, and the one loop that reads a
- * stretch of a file in chunks to hash or copy it.
+ * The mailbox file's system calls, for maildrop.c, cache.c, commit.c and
+ * journal.c: the mail locks, full reads and writes, and the one loop that
+ * reads a stretch of a file in chunks to hash or copy it.
  */
 #ifndef POP3_MAILFILE_H
 #define POP3_MAILFILE_H
