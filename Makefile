@@ -29,7 +29,8 @@ DESTDIR =
 BATS ?= bats
 
 PROG = pop3-handler
-OBJS = pop3-handler.o auth.o maildrop.o lines.o dotlock.o privsep.o sasl.o \
+OBJS = pop3-handler.o session.o client.o timing.o text.o authorization.o \
+    root.o transaction.o auth.o maildrop.o lines.o dotlock.o privsep.o sasl.o \
     userstate.o proxy.o vusers.o
 
 all: $(PROG)
@@ -40,8 +41,20 @@ $(PROG): $(OBJS)
 .c.o:
 	$(CC) $(HARDEN_CPPFLAGS) $(CPPFLAGS) $(HARDEN_CFLAGS) $(CFLAGS) -c -o $@ $<
 
-pop3-handler.o: pop3-handler.c params.h auth.h dotlock.h maildrop.h privsep.h \
-    sasl.h userstate.h proxy.h vusers.h
+pop3-handler.o: pop3-handler.c params.h auth.h client.h dotlock.h maildrop.h \
+    privsep.h proxy.h root.h session.h text.h timing.h transaction.h vusers.h
+session.o: session.c params.h auth.h authorization.h client.h maildrop.h \
+    session.h transaction.h
+client.o: client.c params.h auth.h client.h maildrop.h privsep.h proxy.h \
+    session.h timing.h
+timing.o: timing.c timing.h
+text.o: text.c params.h text.h
+authorization.o: authorization.c params.h auth.h authorization.h client.h \
+    maildrop.h privsep.h root.h sasl.h session.h text.h
+root.o: root.c params.h auth.h client.h dotlock.h maildrop.h privsep.h root.h \
+    session.h text.h timing.h transaction.h vusers.h
+transaction.o: transaction.c params.h auth.h client.h maildrop.h session.h \
+    text.h timing.h transaction.h userstate.h
 auth.o: auth.c params.h auth.h
 maildrop.o: maildrop.c params.h dotlock.h lines.h maildrop.h userstate.h
 dotlock.o: dotlock.c params.h dotlock.h
