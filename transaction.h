@@ -29,15 +29,28 @@ void transaction_free(struct session *s);
  * when they could not be). */
 enum result cmd_quit(struct session *s, char *arg);
 
-/* STAT, LIST [n], UIDL [n], RETR n, TOP n lines, DELE n, NOOP and RSET
- * (RFC 1939). */
+/* STAT: the count and octets of the messages not deleted. */
 enum result cmd_stat(struct session *s, char *arg);
+
+/* LIST [n]: one message's size, or every one's as a body. */
 enum result cmd_list(struct session *s, char *arg);
+
+/* UIDL [n]: one message's unique-id, or every one's as a body. */
 enum result cmd_uidl(struct session *s, char *arg);
+
+/* RETR n: the message as the body; P_CLOSE when the mailbox changed. */
 enum result cmd_retr(struct session *s, char *arg);
+
+/* TOP n lines: the headers and lines body lines; P_CLOSE as RETR. */
 enum result cmd_top(struct session *s, char *arg);
+
+/* DELE n: marks the message deleted, for QUIT to remove. */
 enum result cmd_dele(struct session *s, char *arg);
+
+/* NOOP: +OK. */
 enum result cmd_noop(struct session *s, char *arg);
+
+/* RSET: unmarks every deleted message. */
 enum result cmd_rset(struct session *s, char *arg);
 
 #endif
