@@ -29,7 +29,8 @@ DESTDIR =
 BATS ?= bats
 
 PROG = pop3-handler
-OBJS = pop3-handler.o auth.o maildrop.o mbox.o cache.o commit.o journal.o \
+OBJS = pop3-handler.o session.o client.o timing.o text.o authorization.o \
+    root.o transaction.o auth.o maildrop.o mbox.o cache.o commit.o journal.o \
     mailfile.o output.o lines.o dotlock.o privsep.o sasl.o userstate.o proxy.o \
     vusers.o
 
@@ -41,22 +42,36 @@ $(PROG): $(OBJS)
 .c.o:
 	$(CC) $(HARDEN_CPPFLAGS) $(CPPFLAGS) $(HARDEN_CFLAGS) $(CFLAGS) -c -o $@ $<
 
-pop3-handler.o: pop3-handler.c params.h auth.h dotlock.h maildrop.h output.h \
-    privsep.h sasl.h userstate.h proxy.h vusers.h
+pop3-handler.o: pop3-handler.c params.h auth.h client.h dotlock.h maildrop.h \
+    output.h privsep.h proxy.h root.h session.h text.h timing.h transaction.h \
+    vusers.h
+session.o: session.c params.h auth.h authorization.h client.h maildrop.h \
+    output.h session.h transaction.h
+client.o: client.c params.h auth.h client.h maildrop.h output.h privsep.h \
+    proxy.h session.h timing.h
+timing.o: timing.c timing.h
+text.o: text.c params.h text.h
+authorization.o: authorization.c params.h auth.h authorization.h client.h \
+    maildrop.h output.h privsep.h root.h sasl.h session.h text.h
+root.o: root.c params.h auth.h client.h dotlock.h maildrop.h output.h \
+    privsep.h root.h session.h text.h timing.h transaction.h vusers.h
+transaction.o: transaction.c params.h auth.h client.h maildrop.h output.h \
+    session.h text.h timing.h transaction.h userstate.h
 auth.o: auth.c params.h auth.h
-maildrop.o: maildrop.c params.h cache.h commit.h journal.h lines.h mailfile.h \
-    maildrop.h mbox.h output.h userstate.h xxh3.h
+maildrop.o: maildrop.c params.h cache.h commit.h journal.h lines.h maildrop.h \
+    mailfile.h mbox.h output.h userstate.h xxh3.h
 mbox.o: mbox.c params.h lines.h maildrop.h mbox.h output.h xxh3.h
-cache.o: cache.c params.h cache.h mailfile.h maildrop.h mbox.h output.h \
+cache.o: cache.c params.h cache.h maildrop.h mailfile.h mbox.h output.h \
     userstate.h xxh3.h
-commit.o: commit.c params.h commit.h journal.h mailfile.h maildrop.h output.h \
+commit.o: commit.c params.h commit.h journal.h maildrop.h mailfile.h output.h \
     userstate.h xxh3.h
-journal.o: journal.c params.h journal.h mailfile.h maildrop.h output.h \
+journal.o: journal.c params.h journal.h maildrop.h mailfile.h output.h \
     userstate.h xxh3.h
-mailfile.o: mailfile.c params.h dotlock.h mailfile.h maildrop.h output.h xxh3.h
+mailfile.o: mailfile.c params.h dotlock.h maildrop.h mailfile.h output.h \
+    xxh3.h
 output.o: output.c output.h
-dotlock.o: dotlock.c params.h dotlock.h
 lines.o: lines.c lines.h
+dotlock.o: dotlock.c params.h dotlock.h
 privsep.o: privsep.c params.h privsep.h
 sasl.o: sasl.c sasl.h
 userstate.o: userstate.c params.h userstate.h

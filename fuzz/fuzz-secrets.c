@@ -1,6 +1,7 @@
 /*
  * libFuzzer harness for the APOP secrets-file parser and the digest check
- * (auth.c: find_secret, auth_has_secret, auth_apop).
+ * (auth.c's find_secret, through auth_has_secret and auth_apop: the harness
+ * links auth.o and calls auth.h).
  *
  * Input: one control byte, a user name up to the first LF, then the secrets
  * file, which is written to a mode 0600 file of ours. An independent
@@ -19,10 +20,16 @@
  * A file holding a NUL byte is only run, not compared: see
  * tests/fuzz-crashes/README.md for what the parser does with one.
  */
+#include <fcntl.h>
+#include <md5.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
-#include "../auth.c"
+#include "../auth.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
