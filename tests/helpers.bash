@@ -129,7 +129,8 @@ pop3_unlisten() {
 #   S: text     the server's next line is exactly "text" ("S:" alone: an
 #               empty line)
 #   S* glob     the server's next line matches the shell pattern (* ? [...],
-#               as in case; no extglob, so "(" and ")" are themselves)
+#               as in case; no extglob, so "(" and ")" are themselves, and a
+#               backslash quotes: "S* -ERR \[AUTH]*")
 #   S~ regex    the server's next line matches the bash ERE, which is
 #               anchored at both ends
 #   A: D: K: R: M: and "! command": pop3drive.py's actions (APOP, CRAM-MD5,

@@ -216,3 +216,25 @@ secrets() {
 	[ "$status" -eq 2 ]
 	[ "$output" = "transcript: bad script line: QUIT" ]
 }
+
+@test "in S*, a backslash quotes: \\[AUTH] is the text, [AUTH] a class of one character" {
+	transcript <<-'EOF2'
+	S: +OK pop3-handler ready
+	C: USER alice
+	S: +OK Send PASS
+	C: PASS wrong
+	S* -ERR \[AUTH]*
+	C: QUIT
+	S: +OK pop3-handler signing off
+	EOF2
+	run transcript <<-'EOF2'
+	S: +OK pop3-handler ready
+	C: USER alice
+	S: +OK Send PASS
+	C: PASS wrong
+	S* -ERR [AUTH]*
+	C: QUIT
+	S: +OK pop3-handler signing off
+	EOF2
+	[ "$status" -eq 1 ]
+}
