@@ -151,17 +151,8 @@ pop3_unlisten() {
 # as pop3_run does, for the checks a transcript cannot make (the log, the
 # mailbox, the exit status).
 transcript() {
-	local script=() l drive=0
-	while IFS= read -r l || [ -n "$l" ]; do
-		l="${l#"${l%%[! $'\t']*}"}"
-		script+=("$l")
-		case "$l" in
-		A:* | D:* | K:* | R:* | M:* | '!'*) drive=1 ;;
-		C:* | W:* | S:* | 'S*'* | S~* | '#'* | '') ;;
-		*) echo "transcript: bad script line: $l"; return 2 ;;
-		esac
-	done
-	local rest
+	local script=() drive=0 l rest
+	_transcript_read || return
 	if [ "$drive" = 1 ]; then
 		# pop3drive.py spells "send as it is" S:, its output is the server's.
 		for l in "${script[@]}"; do
@@ -194,10 +185,27 @@ transcript() {
 	_transcript_match "${script[@]}"
 }
 
+# Reads transcript's script from stdin into its $script and $drive, byte by
+# byte: in a UTF-8 locale bash's read takes an invalid byte and the LF after it
+# for one character, and two lines become one.
+_transcript_read() {
+	local LC_ALL=C l
+	while IFS= read -r l || [ -n "$l" ]; do
+		l="${l#"${l%%[! $'\t']*}"}"
+		script+=("$l")
+		case "$l" in
+		A:* | D:* | K:* | R:* | M:* | '!'*) drive=1 ;;
+		C:* | W:* | S:* | 'S*'* | S~* | '#'* | '') ;;
+		*) echo "transcript: bad script line: $l"; return 2 ;;
+		esac
+	done
+}
+
 # _transcript_match script-line...: checks $T/said against the script's S
-# lines as transcript describes; prints both sides and returns 1 if they differ.
+# lines as transcript describes; prints both sides and returns 1 if they
+# differ. Bytes, not characters: ? in a glob is one byte.
 _transcript_match() {
-	local said=() l
+	local LC_ALL=C said=() l
 	while IFS= read -r l || [ -n "$l" ]; do
 		said+=("${l%$'\r'}")
 	done < <(sed 's/\x0/\\0/g' "$T/said")

@@ -238,3 +238,16 @@ secrets() {
 	EOF2
 	[ "$status" -eq 1 ]
 }
+
+@test "a line with a byte that is not UTF-8 stays one line, whatever the locale" {
+	LC_ALL=C.UTF-8 transcript <<-EOF2
+	S: +OK pop3-handler ready
+	C: USER $(printf 'd\xe9')
+	S: +OK Send PASS
+	C: PASS x
+	S: -ERR [AUTH] Authentication failed
+	C: QUIT
+	S: +OK pop3-handler signing off
+	EOF2
+	cmp "$T/in" <(printf 'USER d\351\r\nPASS x\r\nQUIT\r\n')
+}
