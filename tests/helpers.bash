@@ -185,6 +185,27 @@ transcript() {
 	_transcript_match "${script[@]}"
 }
 
+# transcript_via COMMAND [ARGS...]: the same check for a session that runs
+# another way, a client on a socket: runs COMMAND ARGS... with the script's
+# client lines as further arguments, its stdout taken as the lines the server
+# sent. Only C:, S*, S~, S: and # lines; the session is COMMAND's.
+transcript_via() {
+	local script=() drive=0 l rest sent=()
+	_transcript_read || return
+	for l in "${script[@]}"; do
+		case "$l" in
+		C:*) rest="${l#C:}"; sent+=("${rest# }") ;;
+		S:* | 'S*'* | S~* | '#'* | '') ;;
+		*) echo "transcript_via: not for a client line: $l"; return 2 ;;
+		esac
+	done
+	status=0
+	"$@" "${sent[@]}" > "$T/said" || status=$?
+	output="$(tr -d '\r\000' < "$T/said")"
+	IFS=$'\n' read -r -d '' -a lines <<< "$output" || true
+	_transcript_match "${script[@]}"
+}
+
 # Reads transcript's script from stdin into its $script and $drive, byte by
 # byte: in a UTF-8 locale bash's read takes an invalid byte and the LF after it
 # for one character, and two lines become one.

@@ -251,3 +251,32 @@ secrets() {
 	EOF2
 	cmp "$T/in" <(printf 'USER d\351\r\nPASS x\r\nQUIT\r\n')
 }
+
+# A stand-in for a socket client: answers each line it is given with +OK.
+echo_client() {
+	echo "+OK hello"
+	printf '+OK %s\n' "$@"
+}
+
+@test "transcript_via hands the client lines to a command and checks what it prints" {
+	transcript_via echo_client <<-'EOF2'
+	S: +OK hello
+	C: USER alice
+	S: +OK USER alice
+	C: QUIT
+	S* +OK Q*
+	EOF2
+	run transcript_via echo_client <<-'EOF2'
+	S: +OK hello
+	C: USER alice
+	S: +OK USER bob
+	EOF2
+	[ "$status" -eq 1 ]
+	[ "${lines[0]}" = "transcript: server line 2 differs from script line 3" ]
+	run transcript_via echo_client <<-'EOF2'
+	S: +OK hello
+	W: USER alice\r\n
+	EOF2
+	[ "$status" -eq 2 ]
+	[ "$output" = "transcript_via: not for a client line: W: USER alice\r\n" ]
+}
