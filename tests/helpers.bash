@@ -124,8 +124,9 @@ pop3_unlisten() {
 # checks the whole exchange, as a POP3 transcript reads. One action a line:
 #
 #   C: text     the client sends "text" and CRLF
-#   W: text     the client sends "text" as it is, no CRLF added, with printf
-#               %b escapes decoded (\r \n \0 \xHH): bare LFs, NULs, a cut line
+#   W: text     the client sends "text" as it is, no CRLF added, with the
+#               escapes \r \n \0 \xHH decoded (printf %b; Python's in a driven
+#               session): bare LFs, NULs, a cut line
 #   S: text     the server's next line is exactly "text" ("S:" alone: an
 #               empty line)
 #   S* glob     the server's next line matches the shell pattern (* ? [...],
@@ -172,7 +173,6 @@ transcript() {
 		output="$(tr -d '\r\000' < "$T/said")"
 		IFS=$'\n' read -r -d '' -a lines <<< "$output" || true
 	else
-		: > "$T/in"
 		for l in "${script[@]}"; do
 			case "$l" in
 			C:*) rest="${l#C:}"; printf '%s\r\n' "${rest# }" ;;
