@@ -65,14 +65,37 @@ banned() {
 
 @test "fail2ban: failed PASS, APOP and AUTH PLAIN over IPv4 and IPv6 count once each for the client, and closing after three once more" {
 	pop3_listen -a "$T/secrets"
-	run client 127.0.0.1 'b""' "USER alice" "PASS wrong1" "USER alice" "PASS wrong2" "USER alice" "PASS wrong3"
-	[ "${lines[-1]}" = "-ERR [AUTH] Too many failures" ]
-	run client 127.0.0.1 'b""' "APOP alice 0123456789abcdef0123456789abcdef" QUIT
-	[ "${lines[1]}" = "-ERR [AUTH] Authentication failed" ]
+	transcript_via client 127.0.0.1 'b""' <<-'EOF'
+	S~ \+OK pop3-handler ready <[^<>]+>
+	C: USER alice
+	S: +OK Send PASS
+	C: PASS wrong1
+	S: -ERR [AUTH] Authentication failed
+	C: USER alice
+	S: +OK Send PASS
+	C: PASS wrong2
+	S: -ERR [AUTH] Authentication failed
+	C: USER alice
+	S: +OK Send PASS
+	C: PASS wrong3
+	S: -ERR [AUTH] Too many failures
+	EOF
+	transcript_via client 127.0.0.1 'b""' <<-'EOF'
+	S~ \+OK pop3-handler ready <[^<>]+>
+	C: APOP alice 0123456789abcdef0123456789abcdef
+	S: -ERR [AUTH] Authentication failed
+	C: QUIT
+	S: +OK pop3-handler signing off
+	EOF
 	pop3_unlisten
 	LISTEN_ADDR=::1 pop3_listen -a "$T/secrets"
-	run client ::1 'b""' "AUTH PLAIN $(printf '\0alice\0wrong' | base64)" QUIT
-	[ "${lines[1]}" = "-ERR [AUTH] Authentication failed" ]
+	transcript_via client ::1 'b""' <<-EOF
+	S~ \+OK pop3-handler ready <[^<>]+>
+	C: AUTH PLAIN $(printf '\0alice\0wrong' | base64)
+	S: -ERR [AUTH] Authentication failed
+	C: QUIT
+	S: +OK pop3-handler signing off
+	EOF
 	syslogged
 	run banned
 	[ "$output" = "$(printf '%s\n' 127.0.0.1 127.0.0.1 127.0.0.1 127.0.0.1 127.0.0.1 ::1)" ]
@@ -83,10 +106,22 @@ banned() {
 
 @test "fail2ban: behind a trusted proxy the address is the PROXY header's, IPv4 or IPv6, never the proxy's" {
 	pop3_listen -X 127.0.0.1
-	run client 127.0.0.1 'b"PROXY TCP4 192.0.2.9 192.0.2.2 56324 110\r\n"' "USER alice" "PASS wrong" QUIT
-	[ "${lines[2]}" = "-ERR [AUTH] Authentication failed" ]
-	run client 127.0.0.1 'b"PROXY TCP6 2001:db8::66 2001:db8::1 4000 110\r\n"' "AUTH PLAIN $(printf '\0alice\0wrong' | base64)" QUIT
-	[ "${lines[1]}" = "-ERR [AUTH] Authentication failed" ]
+	transcript_via client 127.0.0.1 'b"PROXY TCP4 192.0.2.9 192.0.2.2 56324 110\r\n"' <<-'EOF'
+	S: +OK pop3-handler ready
+	C: USER alice
+	S: +OK Send PASS
+	C: PASS wrong
+	S: -ERR [AUTH] Authentication failed
+	C: QUIT
+	S: +OK pop3-handler signing off
+	EOF
+	transcript_via client 127.0.0.1 'b"PROXY TCP6 2001:db8::66 2001:db8::1 4000 110\r\n"' <<-EOF
+	S: +OK pop3-handler ready
+	C: AUTH PLAIN $(printf '\0alice\0wrong' | base64)
+	S: -ERR [AUTH] Authentication failed
+	C: QUIT
+	S: +OK pop3-handler signing off
+	EOF
 	syslogged
 	run banned
 	[ "$output" = "$(printf '%s\n' 192.0.2.9 2001:db8::66)" ]
@@ -94,11 +129,32 @@ banned() {
 
 @test "fail2ban: a good login matches nothing, one mistyped PASS in a pipelined retry matches once" {
 	pop3_listen
-	run client 127.0.0.1 'b""' "USER alice" "PASS secret" STAT QUIT
-	[ "${lines[3]}" = "+OK 1 23" ]
-	run client 127.0.0.1 'b""' "USER alice" "PASS secrte" "USER alice" "PASS secret" STAT QUIT
-	[ "${lines[2]}" = "-ERR [AUTH] Authentication failed" ]
-	[ "${lines[5]}" = "+OK 1 23" ]
+	transcript_via client 127.0.0.1 'b""' <<-'EOF'
+	S: +OK pop3-handler ready
+	C: USER alice
+	S: +OK Send PASS
+	C: PASS secret
+	S: +OK maildrop has 1 message (23 octets)
+	C: STAT
+	S: +OK 1 23
+	C: QUIT
+	S: +OK pop3-handler signing off (1 message left)
+	EOF
+	transcript_via client 127.0.0.1 'b""' <<-'EOF'
+	S: +OK pop3-handler ready
+	C: USER alice
+	S: +OK Send PASS
+	C: PASS secrte
+	S: -ERR [AUTH] Authentication failed
+	C: USER alice
+	S: +OK Send PASS
+	C: PASS secret
+	S: +OK maildrop has 1 message (23 octets)
+	C: STAT
+	S: +OK 1 23
+	C: QUIT
+	S: +OK pop3-handler signing off (1 message left)
+	EOF
 	syslogged
 	[ "$(grep -c 'login: user=alice host=127.0.0.1 method=PASS' "$T/mail.log")" -eq 2 ]
 	run banned
@@ -107,10 +163,22 @@ banned() {
 
 @test "fail2ban: a user name that holds host= or spaces cannot name the address banned" {
 	pop3_listen
-	run client 127.0.0.1 'b""' "USER host=203.0.113.5" "PASS wrong" QUIT
-	[ "${lines[2]}" = "-ERR [AUTH] Authentication failed" ]
-	run client 127.0.0.1 'b""' "AUTH PLAIN $(printf '\0x host=203.0.113.6 method=PASS: PAM refused\0wrong' | base64 -w0)" QUIT
-	[ "${lines[1]}" = "-ERR [AUTH] Authentication failed" ]
+	transcript_via client 127.0.0.1 'b""' <<-'EOF'
+	S: +OK pop3-handler ready
+	C: USER host=203.0.113.5
+	S: +OK Send PASS
+	C: PASS wrong
+	S: -ERR [AUTH] Authentication failed
+	C: QUIT
+	S: +OK pop3-handler signing off
+	EOF
+	transcript_via client 127.0.0.1 'b""' <<-EOF
+	S: +OK pop3-handler ready
+	C: AUTH PLAIN $(printf '\0x host=203.0.113.6 method=PASS: PAM refused\0wrong' | base64 -w0)
+	S: -ERR [AUTH] Authentication failed
+	C: QUIT
+	S: +OK pop3-handler signing off
+	EOF
 	syslogged
 	grep -q 'user=host=203.0.113.5 host=127.0.0.1 method=PASS: ' "$T/mail.log"
 	run banned

@@ -47,31 +47,62 @@ SIG='b"\r\n\r\n\x00\r\nQUIT\n"'
 
 @test "v1 TCP4: the header's source address is the client in the log" {
 	pop3_listen -X 127.0.0.1
-	run client 'b"PROXY TCP4 192.0.2.1 192.0.2.2 56324 110\r\n"' "USER alice" "PASS secret" STAT QUIT
-	[ "${lines[0]}" = "+OK pop3-handler ready" ]
-	[ "${lines[3]}" = "+OK 1 23" ]
+	transcript_via client 'b"PROXY TCP4 192.0.2.1 192.0.2.2 56324 110\r\n"' <<-'EOF'
+	S: +OK pop3-handler ready
+	C: USER alice
+	S: +OK Send PASS
+	C: PASS secret
+	S: +OK maildrop has 1 message (23 octets)
+	C: STAT
+	S: +OK 1 23
+	C: QUIT
+	S: +OK pop3-handler signing off (1 message left)
+	EOF
 	grep -q 'login: user=alice host=192.0.2.1 ' "$T/err"
 	grep -q 'proxy 127.0.0.1: client 192.0.2.1' "$T/err"
 }
 
 @test "v1 TCP6 names an IPv6 client" {
 	pop3_listen -X 127.0.0.0/8
-	run client 'b"PROXY TCP6 2001:db8::7 2001:db8::1 4000 110\r\n"' "USER alice" "PASS secret" QUIT
-	[[ "${lines[2]}" == "+OK maildrop has 1 message"* ]]
+	transcript_via client 'b"PROXY TCP6 2001:db8::7 2001:db8::1 4000 110\r\n"' <<-'EOF'
+	S: +OK pop3-handler ready
+	C: USER alice
+	S: +OK Send PASS
+	C: PASS secret
+	S* +OK maildrop has 1 message*
+	C: QUIT
+	S: +OK pop3-handler signing off (1 message left)
+	EOF
 	grep -q 'login: user=alice host=2001:db8::7 ' "$T/err"
 }
 
 @test "v2 PROXY TCP4 with a TLV, and the client's pipelined commands in the same packet" {
 	pop3_listen -X ::1,127.0.0.1/32
-	run client "$SIG"' + b"\x21\x11" + struct.pack("!H", 12 + 7) + bytes([198, 51, 100, 9, 10, 0, 0, 1]) + struct.pack("!HH", 40000, 110) + b"\x04\x00\x04abcd"' "USER alice" "PASS secret" STAT QUIT
-	[ "${lines[3]}" = "+OK 1 23" ]
+	transcript_via client "$SIG"' + b"\x21\x11" + struct.pack("!H", 12 + 7) + bytes([198, 51, 100, 9, 10, 0, 0, 1]) + struct.pack("!HH", 40000, 110) + b"\x04\x00\x04abcd"' <<-'EOF'
+	S: +OK pop3-handler ready
+	C: USER alice
+	S: +OK Send PASS
+	C: PASS secret
+	S: +OK maildrop has 1 message (23 octets)
+	C: STAT
+	S: +OK 1 23
+	C: QUIT
+	S: +OK pop3-handler signing off (1 message left)
+	EOF
 	grep -q 'login: user=alice host=198.51.100.9 ' "$T/err"
 }
 
 @test "v2 LOCAL (the proxy's health check) keeps the proxy's own address" {
 	pop3_listen -X 127.0.0.1
-	run client "$SIG"' + b"\x20\x00\x00\x00"' "USER alice" "PASS secret" QUIT
-	[[ "${lines[2]}" == "+OK maildrop has 1 message"* ]]
+	transcript_via client "$SIG"' + b"\x20\x00\x00\x00"' <<-'EOF'
+	S: +OK pop3-handler ready
+	C: USER alice
+	S: +OK Send PASS
+	C: PASS secret
+	S* +OK maildrop has 1 message*
+	C: QUIT
+	S: +OK pop3-handler signing off (1 message left)
+	EOF
 	grep -q 'login: user=alice host=127.0.0.1 ' "$T/err"
 }
 
@@ -98,9 +129,13 @@ SIG='b"\r\n\r\n\x00\r\nQUIT\n"'
 
 @test "a connection from an address not in -X is served as is: a PROXY line is just an unknown command" {
 	pop3_listen -X 192.0.2.0/24
-	run client 'b"PROXY TCP4 192.0.2.1 192.0.2.2 56324 110\r\n"' QUIT
-	[ "${lines[0]}" = "+OK pop3-handler ready" ]
-	[ "${lines[1]}" = "-ERR Unknown command" ]
+	transcript_via client 'b"PROXY TCP4 192.0.2.1 192.0.2.2 56324 110\r\n"' <<-'EOF'
+	S: +OK pop3-handler ready
+	# the PROXY line, sent before the C: lines, is a command here
+	S: -ERR Unknown command
+	C: QUIT
+	S: +OK pop3-handler signing off
+	EOF
 }
 
 @test "a malformed -X list is a usage error" {

@@ -16,53 +16,148 @@ teardown() {
 }
 
 @test "CAPA advertises UTF8 USER and LANG in both states" {
-	pop3_session CAPA "USER alice" "PASS secret" CAPA QUIT
-	[ "$(grep -cx 'UTF8 USER' <<< "$output")" -eq 2 ]
-	[ "$(grep -cx 'LANG' <<< "$output")" -eq 2 ]
+	transcript <<-'EOF'
+	S: +OK pop3-handler ready
+	C: CAPA
+	S: +OK Capability list follows
+	S: USER
+	S: SASL PLAIN LOGIN
+	S: TOP
+	S: UIDL
+	S: RESP-CODES
+	S: AUTH-RESP-CODE
+	S: PIPELINING
+	S: UTF8 USER
+	S: LANG
+	S* IMPLEMENTATION *
+	S: .
+	C: USER alice
+	S: +OK Send PASS
+	C: PASS secret
+	S: +OK maildrop has 0 messages (0 octets)
+	C: CAPA
+	S: +OK Capability list follows
+	S: USER
+	S: SASL PLAIN LOGIN
+	S: TOP
+	S: UIDL
+	S: RESP-CODES
+	S: AUTH-RESP-CODE
+	S: PIPELINING
+	S: UTF8 USER
+	S: LANG
+	S* IMPLEMENTATION *
+	S: .
+	C: QUIT
+	S: +OK pop3-handler signing off (0 messages left)
+	EOF
 }
 
 @test "UTF8 is +OK in AUTHORIZATION, a syntax error with an argument, unknown after login" {
-	pop3_session "UTF8 x" UTF8 "USER alice" "PASS secret" UTF8 QUIT
-	[ "${lines[1]}" = "-ERR Syntax error" ]
-	[ "${lines[2]}" = "+OK UTF8 enabled" ]
-	[ "${lines[5]}" = "-ERR Unknown command" ]
+	transcript <<-'EOF'
+	S: +OK pop3-handler ready
+	C: UTF8 x
+	S: -ERR Syntax error
+	C: UTF8
+	S: +OK UTF8 enabled
+	C: USER alice
+	S: +OK Send PASS
+	C: PASS secret
+	S: +OK maildrop has 0 messages (0 octets)
+	C: UTF8
+	S: -ERR Unknown command
+	C: QUIT
+	S: +OK pop3-handler signing off (0 messages left)
+	EOF
 }
 
 @test "after UTF8, a password is SASLprep'd: a decomposed e + U+0301 matches the stored precomposed one" {
-	pop3_session UTF8 "USER dora" "PASS $(printf 'cafe\xcc\x81')" QUIT
-	[ "${lines[3]}" = "+OK maildrop has 0 messages (0 octets)" ]
+	transcript <<-EOF
+	S: +OK pop3-handler ready
+	C: UTF8
+	S: +OK UTF8 enabled
+	C: USER dora
+	S: +OK Send PASS
+	C: PASS $(printf 'cafe\xcc\x81')
+	S: +OK maildrop has 0 messages (0 octets)
+	C: QUIT
+	S: +OK pop3-handler signing off (0 messages left)
+	EOF
 }
 
 @test "without UTF8, the same password is taken byte for byte and fails" {
-	pop3_session "USER dora" "PASS $(printf 'cafe\xcc\x81')" "USER dora" "PASS $(printf 'caf\xc3\xa9')" QUIT
-	[ "${lines[2]}" = "-ERR [AUTH] Authentication failed" ]
-	[ "${lines[4]}" = "+OK maildrop has 0 messages (0 octets)" ]
+	transcript <<-EOF
+	S: +OK pop3-handler ready
+	C: USER dora
+	S: +OK Send PASS
+	C: PASS $(printf 'cafe\xcc\x81')
+	S: -ERR [AUTH] Authentication failed
+	C: USER dora
+	S: +OK Send PASS
+	C: PASS $(printf 'caf\xc3\xa9')
+	S: +OK maildrop has 0 messages (0 octets)
+	C: QUIT
+	S: +OK pop3-handler signing off (0 messages left)
+	EOF
 }
 
 @test "after UTF8, invalid UTF-8 in a name or password fails like a wrong password" {
-	pop3_session UTF8 "USER dora" "PASS $(printf 'caf\xe9')" "USER $(printf 'd\xffra')" "PASS $(printf 'caf\xc3\xa9')" QUIT
-	[ "${lines[3]}" = "-ERR [AUTH] Authentication failed" ]
-	[ "${lines[5]}" = "-ERR [AUTH] Authentication failed" ]
+	transcript <<-EOF
+	S: +OK pop3-handler ready
+	C: UTF8
+	S: +OK UTF8 enabled
+	C: USER dora
+	S: +OK Send PASS
+	C: PASS $(printf 'caf\xe9')
+	S: -ERR [AUTH] Authentication failed
+	C: USER $(printf 'd\xffra')
+	S: +OK Send PASS
+	C: PASS $(printf 'caf\xc3\xa9')
+	S: -ERR [AUTH] Authentication failed
+	C: QUIT
+	S: +OK pop3-handler signing off
+	EOF
 	grep -q 'not a valid user name' "$T/err"
 }
 
 @test "LANG lists en; LANG en, en-GB and * select it; another language is refused" {
-	pop3_session LANG "LANG en" "LANG en-GB" "LANG *" "LANG fr" "LANG 1x" "LANG en-" "LANG abcdefghi" QUIT
-	[ "${lines[1]}" = "+OK Language listing follows" ]
-	[ "${lines[2]}" = "en English" ]
-	[ "${lines[3]}" = "." ]
-	[ "${lines[4]}" = "+OK en Language is English" ]
-	[ "${lines[5]}" = "+OK en Language is English" ]
-	[ "${lines[6]}" = "+OK en Language is English" ]
-	[ "${lines[7]}" = "-ERR en Unsupported language" ]
-	[ "${lines[8]}" = "-ERR Syntax error" ]
-	[ "${lines[9]}" = "-ERR Syntax error" ]
-	[ "${lines[10]}" = "-ERR Syntax error" ]
+	transcript <<-'EOF'
+	S: +OK pop3-handler ready
+	C: LANG
+	S: +OK Language listing follows
+	S: en English
+	S: .
+	C: LANG en
+	S: +OK en Language is English
+	C: LANG en-GB
+	S: +OK en Language is English
+	C: LANG *
+	S: +OK en Language is English
+	C: LANG fr
+	S: -ERR en Unsupported language
+	C: LANG 1x
+	S: -ERR Syntax error
+	C: LANG en-
+	S: -ERR Syntax error
+	C: LANG abcdefghi
+	S: -ERR Syntax error
+	C: QUIT
+	S: +OK pop3-handler signing off
+	EOF
 }
 
 @test "LANG works after login too" {
-	pop3_session "USER alice" "PASS secret" "LANG en" QUIT
-	[ "${lines[3]}" = "+OK en Language is English" ]
+	transcript <<-'EOF'
+	S: +OK pop3-handler ready
+	C: USER alice
+	S: +OK Send PASS
+	C: PASS secret
+	S: +OK maildrop has 0 messages (0 octets)
+	C: LANG en
+	S: +OK en Language is English
+	C: QUIT
+	S: +OK pop3-handler signing off (0 messages left)
+	EOF
 }
 
 @test "Python poplib: utf8(), then a UTF-8 password in another normal form logs in" {

@@ -75,18 +75,39 @@ pycrypt() {
 vera:$HASH
 
 "
-	pop3_session -v "$T/vusers" -- "USER vera" "PASS vera pass" STAT "RETR 1" QUIT
-	[[ "${lines[2]}" == "+OK maildrop has 1 message"* ]]
-	grep -qx 'Hello vera.' <<< "$output"
-	[[ "${lines[-1]}" == "+OK pop3-handler signing off"* ]]
+	transcript -v "$T/vusers" <<-'EOF'
+	S: +OK pop3-handler ready
+	C: USER vera
+	S: +OK Send PASS
+	C: PASS vera pass
+	S* +OK maildrop has 1 message*
+	C: STAT
+	S: +OK 1 63
+	C: RETR 1
+	S: +OK 63 octets
+	S: From: Bob <bob@example.org>
+	S: Subject: for vera
+	S:
+	S: Hello vera.
+	S: .
+	C: QUIT
+	S* +OK pop3-handler signing off*
+	EOF
 	grep -q 'login: user=vera .*method=PASS' "$T/err"
 	[ "$status" -eq 0 ]
 }
 
 @test "a wrong password gets -ERR [AUTH] Authentication failed" {
 	vusers <<< "vera:$HASH"
-	pop3_session -v "$T/vusers" -- "USER vera" "PASS vera pasS" QUIT
-	[ "${lines[2]}" = "-ERR [AUTH] Authentication failed" ]
+	transcript -v "$T/vusers" <<-'EOF'
+	S: +OK pop3-handler ready
+	C: USER vera
+	S: +OK Send PASS
+	C: PASS vera pasS
+	S: -ERR [AUTH] Authentication failed
+	C: QUIT
+	S: +OK pop3-handler signing off
+	EOF
 	grep -q 'virtual users: wrong password' "$T/err"
 	grep -q 'authentication failed: user=vera .*virtual user refused' "$T/err"
 }
@@ -95,9 +116,19 @@ vera:$HASH
 	vusers <<< "vera:$HASH"
 	mbox alice < /dev/null
 	# alice/secret is good in PAM's passdb: not here.
-	pop3_session -v "$T/vusers" -- "USER alice" "PASS secret" "USER nobody2" "PASS x" QUIT
-	[ "${lines[2]}" = "-ERR [AUTH] Authentication failed" ]
-	[ "${lines[4]}" = "-ERR [AUTH] Authentication failed" ]
+	transcript -v "$T/vusers" <<-'EOF'
+	S: +OK pop3-handler ready
+	C: USER alice
+	S: +OK Send PASS
+	C: PASS secret
+	S: -ERR [AUTH] Authentication failed
+	C: USER nobody2
+	S: +OK Send PASS
+	C: PASS x
+	S: -ERR [AUTH] Authentication failed
+	C: QUIT
+	S: +OK pop3-handler signing off
+	EOF
 	[ "$(grep -c 'virtual users: no such user' "$T/err")" -eq 2 ]
 	! grep -q 'PAM' "$T/err"
 }
@@ -145,28 +176,61 @@ EOF2
 	for u in des md5 sha256 locked; do
 		mbox "$u" < /dev/null
 	done
-	pop3_session -v "$T/vusers" -- "USER des" "PASS secret" "USER md5" "PASS secret" "USER sha256" "PASS secret" QUIT
-	[ "${lines[2]}" = "-ERR [AUTH] Authentication failed" ]
-	[ "${lines[4]}" = "-ERR [AUTH] Authentication failed" ]
-	[ "${lines[6]}" = "-ERR [AUTH] Too many failures" ]
+	transcript -v "$T/vusers" <<-'EOF'
+	S: +OK pop3-handler ready
+	C: USER des
+	S: +OK Send PASS
+	C: PASS secret
+	S: -ERR [AUTH] Authentication failed
+	C: USER md5
+	S: +OK Send PASS
+	C: PASS secret
+	S: -ERR [AUTH] Authentication failed
+	C: USER sha256
+	S: +OK Send PASS
+	C: PASS secret
+	S: -ERR [AUTH] Too many failures
+	C: QUIT
+	EOF
 	grep -q 'des: hash refused by crypt_checksalt: legacy method' "$T/err"
 	grep -q 'md5: hash refused by crypt_checksalt: legacy method' "$T/err"
 	grep -q 'sha256: hash refused by crypt_checksalt: legacy method' "$T/err"
-	pop3_session -v "$T/vusers" -- "USER locked" "PASS vera pass" QUIT
-	[ "${lines[2]}" = "-ERR [AUTH] Authentication failed" ]
+	transcript -v "$T/vusers" <<-'EOF'
+	S: +OK pop3-handler ready
+	C: USER locked
+	S: +OK Send PASS
+	C: PASS vera pass
+	S: -ERR [AUTH] Authentication failed
+	C: QUIT
+	S: +OK pop3-handler signing off
+	EOF
 	grep -q 'locked: hash refused by crypt_checksalt: not a hash' "$T/err"
 }
 
 @test "a group-readable virtual users file, or a symlink to one, is refused with a log line" {
 	vusers <<< "vera:$HASH"
 	chmod 640 "$T/vusers"
-	pop3_session -v "$T/vusers" -- "USER vera" "PASS vera pass" QUIT
-	[ "${lines[2]}" = "-ERR [AUTH] Authentication failed" ]
+	transcript -v "$T/vusers" <<-'EOF'
+	S: +OK pop3-handler ready
+	C: USER vera
+	S: +OK Send PASS
+	C: PASS vera pass
+	S: -ERR [AUTH] Authentication failed
+	C: QUIT
+	S: +OK pop3-handler signing off
+	EOF
 	grep -q "$T/vusers: refused: it must be a regular file owned by root or uid [0-9]*, mode 600 or less" "$T/err"
 	chmod 600 "$T/vusers"
 	ln -s "$T/vusers" "$T/link"
-	pop3_session -v "$T/link" -- "USER vera" "PASS vera pass" QUIT
-	[ "${lines[2]}" = "-ERR [AUTH] Authentication failed" ]
+	transcript -v "$T/link" <<-'EOF'
+	S: +OK pop3-handler ready
+	C: USER vera
+	S: +OK Send PASS
+	C: PASS vera pass
+	S: -ERR [AUTH] Authentication failed
+	C: QUIT
+	S: +OK pop3-handler signing off
+	EOF
 	grep -q "$T/link: Too many levels of symbolic links" "$T/err"
 }
 
@@ -174,22 +238,56 @@ EOF2
 	mkdir "$T/mail/other"
 	mv "$T/mail/vera" "$T/mail/other/vera.mbox"
 	vusers <<< "vera:$HASH:$T/mail/other/%u.mbox"
-	pop3_session -v "$T/vusers" -- "USER vera" "PASS vera pass" STAT QUIT
-	[[ "${lines[2]}" == "+OK maildrop has 1 message"* ]]
+	transcript -v "$T/vusers" <<-'EOF'
+	S: +OK pop3-handler ready
+	C: USER vera
+	S: +OK Send PASS
+	C: PASS vera pass
+	S* +OK maildrop has 1 message*
+	C: STAT
+	S: +OK 1 63
+	C: QUIT
+	S: +OK pop3-handler signing off (1 message left)
+	EOF
 	[ "$status" -eq 0 ]
 	vusers <<< "vera:$HASH:$T/mail/%x"
-	pop3_session -v "$T/vusers" -- "USER vera" "PASS vera pass" QUIT
-	[ "${lines[2]}" = "-ERR [AUTH] Authentication failed" ]
+	transcript -v "$T/vusers" <<-'EOF'
+	S: +OK pop3-handler ready
+	C: USER vera
+	S: +OK Send PASS
+	C: PASS vera pass
+	S: -ERR [AUTH] Authentication failed
+	C: QUIT
+	S: +OK pop3-handler signing off
+	EOF
 	grep -q 'bad mailbox template in the virtual users file' "$T/err"
 }
 
 @test "SASL PLAIN and LOGIN work for a virtual user" {
 	vusers <<< "vera:$HASH"
-	pop3_session -v "$T/vusers" -- "AUTH PLAIN $(b64 '\0vera\0vera pass')" STAT QUIT
-	[[ "${lines[1]}" == "+OK maildrop has 1 message"* ]]
+	transcript -v "$T/vusers" <<-EOF
+	S: +OK pop3-handler ready
+	C: AUTH PLAIN $(b64 '\0vera\0vera pass')
+	S* +OK maildrop has 1 message*
+	C: STAT
+	S: +OK 1 63
+	C: QUIT
+	S: +OK pop3-handler signing off (1 message left)
+	EOF
 	grep -q 'login: user=vera .*method=PLAIN' "$T/err"
-	pop3_session -v "$T/vusers" -- "AUTH LOGIN" "$(b64 vera)" "$(b64 'vera pass')" STAT QUIT
-	[[ "${lines[3]}" == "+OK maildrop has 1 message"* ]]
+	transcript -v "$T/vusers" <<-EOF
+	S: +OK pop3-handler ready
+	C: AUTH LOGIN
+	S: + VXNlcm5hbWU6
+	C: $(b64 vera)
+	S: + UGFzc3dvcmQ6
+	C: $(b64 'vera pass')
+	S* +OK maildrop has 1 message*
+	C: STAT
+	S: +OK 1 63
+	C: QUIT
+	S: +OK pop3-handler signing off (1 message left)
+	EOF
 }
 
 @test "curl --login-options AUTH=PLAIN fetches a virtual user's message" {
@@ -236,16 +334,44 @@ root_setup() {
 
 @test "as root: a virtual user logs in through the root part, as the -U account, mailbox under its %h" {
 	root_setup
-	pop3_session -v "$T/vusers" -U "$U" -- "USER vera" "PASS vera pass" STAT QUIT
-	[[ "${lines[2]}" == "+OK maildrop has 1 message"* ]]
+	transcript -v "$T/vusers" -U "$U" <<-'EOF'
+	S: +OK pop3-handler ready
+	C: USER vera
+	S: +OK Send PASS
+	C: PASS vera pass
+	S* +OK maildrop has 1 message*
+	C: STAT
+	S: +OK 1 63
+	C: QUIT
+	S: +OK pop3-handler signing off (1 message left)
+	EOF
 	[ "$status" -eq 0 ]
-	pop3_session -v "$T/vusers" -U "$U" -- "AUTH PLAIN $(b64 '\0vera\0vera pass')" "RETR 1" QUIT
-	grep -qx 'Hello vera.' <<< "$output"
+	transcript -v "$T/vusers" -U "$U" <<-EOF
+	S: +OK pop3-handler ready
+	C: AUTH PLAIN $(b64 '\0vera\0vera pass')
+	S: +OK maildrop has 1 message (63 octets)
+	C: RETR 1
+	S: +OK 63 octets
+	S: From: Bob <bob@example.org>
+	S: Subject: for vera
+	S:
+	S: Hello vera.
+	S: .
+	C: QUIT
+	S: +OK pop3-handler signing off (1 message left)
+	EOF
 	# The state directory (-D) is the account's, as is the mailbox.
 	[ "$(stat -c %U "$T/state/vera")" = "$U" ]
 	[ "$(stat -c %U "$T/home/vera.mbox")" = "$U" ]
-	pop3_session -v "$T/vusers" -U "$U" -- "USER vera" "PASS wrong" QUIT
-	[ "${lines[2]}" = "-ERR [AUTH] Authentication failed" ]
+	transcript -v "$T/vusers" -U "$U" <<-'EOF'
+	S: +OK pop3-handler ready
+	C: USER vera
+	S: +OK Send PASS
+	C: PASS wrong
+	S: -ERR [AUTH] Authentication failed
+	C: QUIT
+	S: +OK pop3-handler signing off
+	EOF
 	grep -q 'virtual users: wrong password' "$T/err"
 }
 
