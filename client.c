@@ -87,17 +87,13 @@ static int time_socket_writes(void)
 
 void client_open(int in, int out)
 {
-	struct sigaction sa;
-
 	in_fd = in;
 	out_fd = out;
 	in_pos = in_len = 0;
 	output.len = 0;
 	out_sent = 0;
 	alarmed = 0;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_alarm;	/* no SA_RESTART: writes time out */
-	sigaction(SIGALRM, &sa, NULL);
+	timing_catch_alarm(on_alarm, NULL);	/* writes time out */
 	timed_socket = time_socket_writes();
 }
 

@@ -2,6 +2,8 @@
  * The clock and the timers of a session (timing.h).
  */
 #include <errno.h>
+#include <signal.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,4 +27,18 @@ void timing_sleep_until(const struct timespec *until)
 unsigned timing_alarm(unsigned seconds)
 {
 	return alarm(seconds);
+}
+
+void timing_catch_alarm(void (*handler)(int), struct sigaction *prev)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = handler;
+	sigaction(SIGALRM, &sa, prev);
+}
+
+void timing_restore_alarm(const struct sigaction *prev)
+{
+	sigaction(SIGALRM, prev, NULL);
 }

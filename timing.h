@@ -8,6 +8,7 @@
 #ifndef POP3_TIMING_H
 #define POP3_TIMING_H
 
+#include <signal.h>
 #include <time.h>
 
 /* Milliseconds on the monotonic clock. */
@@ -20,5 +21,12 @@ void timing_sleep_until(const struct timespec *until);
 /* alarm(seconds): arms SIGALRM, or disarms it with 0. Returns the seconds
  * that were left of the previous alarm. */
 unsigned timing_alarm(unsigned seconds);
+
+/* Makes handler catch SIGALRM (no SA_RESTART, so that a blocked write ends),
+ * keeping the handler it replaces in *prev unless prev is NULL. */
+void timing_catch_alarm(void (*handler)(int), struct sigaction *prev);
+
+/* Puts back the SIGALRM handler that timing_catch_alarm kept in *prev. */
+void timing_restore_alarm(const struct sigaction *prev);
 
 #endif

@@ -149,20 +149,18 @@ enum result transaction_start(struct session *s, const char *path,
 	const char *err;
 	unsigned long count, n;
 	unsigned long long octets;
-	struct sigaction late, prev;
+	struct sigaction prev;
 	enum result r;
 	int failed;
 
 	if ((opt.login_delay > 0 || opt.one_session) &&
 	    (r = user_state(s, state)) != P_OK)
 		return r;
-	memset(&late, 0, sizeof(late));
-	late.sa_handler = open_late;
-	sigaction(SIGALRM, &late, &prev);
+	timing_catch_alarm(open_late, &prev);
 	timing_alarm(open_deadline());
 	failed = maildrop_open(&s->md, path, state, s->who.uid, &err);
 	timing_alarm(0);
-	sigaction(SIGALRM, &prev, NULL);
+	timing_restore_alarm(&prev);
 	if (failed) {
 		syslog(LOG_NOTICE, "login refused: user=%s host=%s: %s",
 		    printable(s->who.name, name, sizeof(name)), s->peer, err);
