@@ -26,9 +26,9 @@ static int in_fd = STDIN_FILENO, out_fd = STDOUT_FILENO;
 static char inbuf[INPUT_BUFFER];
 static size_t in_pos, in_len;
 static char outbuf[OUTPUT_BUFFER];
-static int send_output(struct maildrop_out *o);
+static int send_output(struct output *o);
 /* Replies and messages, which maildrop_send writes into directly. */
-static struct maildrop_out output = { outbuf, 0, sizeof(outbuf), send_output };
+static struct output output = { outbuf, 0, sizeof(outbuf), send_output };
 static unsigned long long out_sent;	/* octets written to the client */
 static volatile sig_atomic_t alarmed;
 static int timed_socket;		/* SO_SNDTIMEO bounds our writes */
@@ -102,7 +102,7 @@ void client_open(int in, int out)
  * 0x80 here, which keeps every size as it was: only message bytes can hold
  * a NUL, since no reply of ours does.
  */
-static int send_output(struct maildrop_out *o)
+static int send_output(struct output *o)
 {
 	size_t n = o->len, i;
 
@@ -120,7 +120,7 @@ int client_flush(void)
 	return send_output(&output);
 }
 
-struct maildrop_out *client_out(void)
+struct output *client_out(void)
 {
 	return &output;
 }
@@ -132,7 +132,7 @@ unsigned long long client_sent(void)
 
 int client_put(const char *s)
 {
-	return maildrop_put(&output, s, strlen(s));
+	return output_put(&output, s, strlen(s));
 }
 
 /*

@@ -41,7 +41,7 @@ int client_put(const char *s);
 int client_flush(void);
 
 /* The output buffer, for maildrop_send to write a message into. */
-struct maildrop_out *client_out(void);
+struct output *client_out(void);
 
 /* Octets queued for the client so far, written or not. */
 unsigned long long client_sent(void);

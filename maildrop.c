@@ -319,7 +319,7 @@ struct message *maildrop_get(struct maildrop *md, unsigned long n)
 }
 
 /* Room for n more bytes in out, flushing it if need be. 0 or -1. */
-static int room(struct maildrop_out *out, size_t n)
+static int room(struct output *out, size_t n)
 {
 	return out->size - out->len >= n ? 0 : out->flush(out);
 }
@@ -333,7 +333,7 @@ static int room(struct maildrop_out *out, size_t n)
  * lines, and the ends of chunks go a line at a time here.
  */
 int maildrop_send(struct maildrop *md, const struct message *m, long long lines,
-    struct maildrop_out *out)
+    struct output *out)
 {
 	off_t off = m->data;
 	int bol = 1, held_cr = 0, in_body = 0;
@@ -389,7 +389,7 @@ int maildrop_send(struct maildrop *md, const struct message *m, long long lines,
 				stop -= held_cr;
 			}
 			if (stop > p) {
-				if (maildrop_put(out, p, stop - p))
+				if (output_put(out, p, stop - p))
 					return -1;
 				linelen += stop - p;
 			}
@@ -409,9 +409,9 @@ int maildrop_send(struct maildrop *md, const struct message *m, long long lines,
 			p = nl + 1;
 		}
 	}
-	if (held_cr && maildrop_put(out, "\r", 1))
+	if (held_cr && output_put(out, "\r", 1))
 		return -1;
-	if ((m->flags & M_NOEOL) && !bol && maildrop_put(out, "\r\n", 2))
+	if ((m->flags & M_NOEOL) && !bol && output_put(out, "\r\n", 2))
 		return -1;
 	return 0;
 }

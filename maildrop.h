@@ -114,7 +114,7 @@ size_t maildrop_uidl(const struct maildrop *md, const struct message *m,
  * many body lines. Returns 0, or -1 when a read failed (logged) or flush
  * did; out then holds whatever was written since its last flush. */
 int maildrop_send(struct maildrop *md, const struct message *m, long long lines,
-    struct maildrop_out *out);
+    struct output *out);
 
 /* Rewrites the mailbox without the messages marked M_DELETED, keeping any mail
  * appended since it was read, through the journal in the state directory.

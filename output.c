@@ -6,7 +6,7 @@
 
 #include "output.h"
 
-int maildrop_put(struct maildrop_out *out, const char *s, size_t n)
+int output_put(struct output *out, const char *s, size_t n)
 {
 	while (n > out->size - out->len) {
 		size_t fit = out->size - out->len;

@@ -1,8 +1,7 @@
 /*
  * The client's output buffer: replies and messages are built in it and
  * handed to a flush function that sends them. maildrop_send writes a
- * message's wire form into it directly. (The names are the mailbox's for
- * now: pop3-handler.c is their other user.)
+ * message's wire form into it directly.
  */
 #ifndef POP3_OUTPUT_H
 #define POP3_OUTPUT_H
@@ -11,14 +10,14 @@
 
 /* size is at least 64, and flush sends buf[0, len) and sets len to 0,
  * returning 0, or -1 to stop the send. */
-struct maildrop_out {
+struct output {
 	char *buf;
 	size_t len, size;
-	int (*flush)(struct maildrop_out *out);
+	int (*flush)(struct output *out);
 };
 
 /* Appends the n bytes at s to out, flushing it whenever it fills. Returns 0,
  * or -1 when flush did; out then holds what was put since that flush. */
-int maildrop_put(struct maildrop_out *out, const char *s, size_t n);
+int output_put(struct output *out, const char *s, size_t n);
 
 #endif

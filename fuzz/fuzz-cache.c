@@ -146,7 +146,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 }
 
 /* Every message of md: sent whole and as TOP 1, and its unique-id made. */
-static int discard(struct maildrop_out *o)
+static int discard(struct output *o)
 {
 	CHECK(o->len <= o->size);
 	o->len = 0;
@@ -156,7 +156,7 @@ static int discard(struct maildrop_out *o)
 static void exercise(struct maildrop *md)
 {
 	char uid[MAX_UIDL + 1], space[4096];
-	struct maildrop_out out = { space, 0, sizeof(space), discard };
+	struct output out = { space, 0, sizeof(space), discard };
 	size_t i;
 
 	for (i = 0; i < md->count; i++) {

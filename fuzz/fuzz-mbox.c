@@ -104,12 +104,12 @@ NOCOV static void buf_add(struct buf *b, const char *s, size_t n)
 /* maildrop_send's output buffer, as small as the input says (at least
  * the 64 octets maildrop.h asks for), emptied into a struct buf. */
 struct sink {
-	struct maildrop_out out;	/* first: sink_flush is handed this */
+	struct output out;	/* first: sink_flush is handed this */
 	char space[64 + 255];
 	struct buf *to;
 };
 
-NOCOV static int sink_flush(struct maildrop_out *o)
+NOCOV static int sink_flush(struct output *o)
 {
 	struct sink *k = (struct sink *)o;
 
