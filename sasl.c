@@ -75,7 +75,9 @@ int sasl_plain(char *msg, size_t len, char **authzid, char **authcid,
 	return **authcid && **passwd ? 0 : -1;
 }
 
-int utf8_valid(const char *s, size_t len)
+/* Whether the len octets at s are well-formed UTF-8 (RFC 3629: no overlong
+ * forms, no surrogates, nothing past U+10FFFF) without NUL: 1 or 0. */
+static int utf8_valid(const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s, *end = p + len;
 

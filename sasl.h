@@ -26,10 +26,6 @@ int sasl_encode64(const void *data, size_t len, char *buf, size_t size);
 int sasl_plain(char *msg, size_t len, char **authzid, char **authcid,
     char **passwd);
 
-/* Whether the len octets at s are well-formed UTF-8 (RFC 3629: no overlong
- * forms, no surrogates, nothing past U+10FFFF) without NUL: 1 or 0. */
-int utf8_valid(const char *s, size_t len);
-
 /* Prepares the NUL-terminated UTF-8 string s in place with the SASLprep
  * profile of stringprep (queries: unassigned code points allowed), in size
  * bytes. Returns 0, or -1 for bad UTF-8, prohibited output or no room, with s
