@@ -27,8 +27,9 @@
 #include "userstate.h"
 #include "xxh3.h"
 
-/* 3: the scanner's M_NOEOH, which a cache of version 2 does not have. */
-static const char cache_magic[8] = "P3CACHE3";
+/* 3: the scanner's M_NOEOH, which a cache of version 2 does not have.
+ * 4: the unique-id scheme (-i) that made the table, and the UIDVALIDITY. */
+static const char cache_magic[8] = "P3CACHE4";
 
 /* The table follows the header in the file, and is read with it (cache_load). */
 _Static_assert(sizeof(struct cache_header) % _Alignof(struct message) == 0,
@@ -87,16 +88,18 @@ uint64_t cache_check(const struct cache_header *c, const void *msg,
 }
 
 /*
- * Whether the header c, just read, may describe the open file st: every
+ * Whether the header c, just read, may describe the open file st, and was
+ * made by md's unique-id scheme (a table of another is not used): every
  * count bounded by the mailbox before a byte is hashed or allocated (a
  * message takes at least a From_ line, "From ", 5 octets; an X-UIDL value
  * at least its own octets and a newline), and a cache file of cs_size bytes
  * exactly as long as the header says.
  */
-static int header_fits(const struct cache_header *c, const struct stat *st,
-    off_t cs_size)
+static int header_fits(const struct maildrop *md, const struct cache_header *c,
+    const struct stat *st, off_t cs_size)
 {
 	return !memcmp(c->magic, cache_magic, sizeof(c->magic)) &&
+	    c->table == (uint32_t)mbox_table(md->scheme.kind) &&
 	    c->msg_size == sizeof(struct message) &&
 	    c->segs >= 1 && c->segs <= MAX_SEGMENTS &&
 	    !(c->length < st->st_size && c->segs == MAX_SEGMENTS) &&
@@ -129,7 +132,7 @@ int cache_load(struct maildrop *md, const struct stat *st, char *buf)
 		return -1;
 	}
 	if (fstat(fd, &cs) || mailfile_read(fd, (char *)&c, sizeof(c), 0) !=
-	    sizeof(c) || !header_fits(&c, st, cs.st_size))
+	    sizeof(c) || !header_fits(md, &c, st, cs.st_size))
 		goto fail;
 	msgs = c.count * sizeof(struct message);
 	/*
@@ -157,6 +160,7 @@ int cache_load(struct maildrop *md, const struct stat *st, char *buf)
 	md->segs = c.segs;
 	memcpy(md->seg, c.seg, sizeof(c.seg));
 	md->ends_at_boundary = c.ends_at_boundary;
+	md->validity = c.validity;
 	if (!mbox_sane(md) || cache_probes(md, &now, buf) ||
 	    now.tail != c.tail || memcmp(now.samples, c.samples,
 	    sizeof(c.samples)))
@@ -173,6 +177,7 @@ fail:
 	md->count = md->alloc = md->pool_len = md->pool_size = 0;
 	md->length = 0;
 	md->segs = 0;
+	md->validity = 0;
 	return -1;
 }
 
@@ -194,6 +199,8 @@ void cache_write(struct maildrop *md, char *buf)
 	c.segs = md->segs;
 	memcpy(c.seg, md->seg, sizeof(c.seg));
 	c.ends_at_boundary = md->ends_at_boundary;
+	c.table = mbox_table(md->scheme.kind);
+	c.validity = md->validity;
 	c.dev = st.st_dev;
 	c.ino = st.st_ino;
 	c.length = md->length;

@@ -14,7 +14,9 @@
  * Here for fuzz/fuzz-cache.c, which forges caches. */
 struct cache_header {
 	char magic[8];
-	uint32_t msg_size, segs, ends_at_boundary, unused;
+	uint32_t msg_size, segs, ends_at_boundary;
+	uint32_t table;			/* mbox_table of the scheme (-i) */
+	uint32_t validity, unused;	/* md->validity */
 	uint64_t dev, ino;
 	int64_t length, mtime_sec, mtime_nsec;
 	struct segment seg[MAX_SEGMENTS];

@@ -28,10 +28,10 @@
  * no symlink (O_NOFOLLOW), no FIFO or device, and the user's own file.
  * Returns the descriptor, -2 for a missing file, or -1 with *err set.
  */
-static int open_checked(const char *path, uid_t uid, struct stat *st,
-    const char **err)
+static int open_checked(const char *path, uid_t uid, int mode,
+    struct stat *st, const char **err)
 {
-	int fd = open(path, O_RDWR | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK |
+	int fd = open(path, mode | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK |
 	    O_CLOEXEC);
 
 	if (fd < 0) {
@@ -122,6 +122,33 @@ static int finish_table(struct maildrop *md)
 }
 
 /*
+ * -i dovecot, uw: the UIDVALIDITY comes from the first message's X-IMAPbase
+ * (or X-IMAP), which goes with that message when a session deletes it:
+ * Dovecot would have moved the header to the next one. So it is kept in
+ * the state directory too, and a mailbox whose first message has none
+ * takes the one kept there. 0 when there is none, or for other schemes.
+ */
+static uint32_t saved_validity(const struct maildrop *md)
+{
+	if (mbox_table(md->scheme.kind) != UIDL_DOVECOT || md->state < 0)
+		return 0;
+	return userstate_validity(md->state);
+}
+
+/* Keeps md's UIDVALIDITY in the state directory (made if need be) when it
+ * is not there yet; a failure (logged) shows only once that first message
+ * is gone. */
+static void keep_validity(struct maildrop *md)
+{
+	if (mbox_table(md->scheme.kind) != UIDL_DOVECOT || !md->validity)
+		return;
+	if (md->state < 0 && md->state_path)
+		md->state = userstate_open(md->state_path, md->uid, 1);
+	if (md->state >= 0 && userstate_validity(md->state) != md->validity)
+		userstate_set_validity(md->state, md->validity);
+}
+
+/*
  * The message table: from the cache where it can be trusted, scanning only
  * the mail appended since; else from a full scan. Returns 0 when the table
  * is the cache's as it was, 1 when something was scanned (and the cache is
@@ -158,6 +185,7 @@ static int read_table(struct maildrop *md, char *buf)
 		md->count = md->pool_len = 0;
 	}
 	md->segs = 0;
+	md->validity = saved_validity(md);
 	if (scan_file(md, 0) || finish_table(md))
 		return -1;
 	return 1;
@@ -175,7 +203,7 @@ static int open_locked(struct maildrop *md, const char *path, uid_t uid,
 	int tries, fd;
 
 	for (tries = 0; tries < 3; tries++) {
-		fd = open_checked(path, uid, &st, err);
+		fd = open_checked(path, uid, O_RDWR, &st, err);
 		if (fd == -2)
 			return 1;
 		if (fd < 0)
@@ -207,14 +235,36 @@ static int open_locked(struct maildrop *md, const char *path, uid_t uid,
 	return -1;
 }
 
+/* Why a scan failed, for *err and the log. */
+static const char *read_failed(const char *path)
+{
+	if (errno == EINVAL) {
+		syslog(LOG_ERR, "%s: refused: not an mbox (no From_ line at the "
+		    "start)", path);
+		return "[SYS/PERM] Mailbox is not in mbox format";
+	}
+	syslog(LOG_ERR, "%s: cannot read: %m", path);
+	return "[SYS/TEMP] Cannot read the mailbox";
+}
+
+/* A table of the kind ids asks for, NULL the native one. */
+static void set_scheme(struct maildrop *md, const struct uidl_scheme *ids)
+{
+	if (ids)
+		md->scheme = *ids;
+	else
+		md->scheme.kind = UIDL_NATIVE;
+}
+
 int maildrop_open(struct maildrop *md, const char *path, const char *state,
-    uid_t uid, const char **err)
+    uid_t uid, const struct uidl_scheme *ids, const char **err)
 {
 	int r, fresh;
 
 	memset(md, 0, sizeof(*md));
 	md->fd = -1;
 	md->uid = uid;
+	set_scheme(md, ids);
 	md->state = state ? userstate_open(state, uid, 0) : -1;
 	if (!(md->path = strdup(path)) ||
 	    (state && !(md->state_path = strdup(state)))) {
@@ -234,25 +284,63 @@ int maildrop_open(struct maildrop *md, const char *path, const char *state,
 	if (journal_recover(md, md->rbuf, err))
 		goto fail_locked;
 	if ((fresh = read_table(md, md->rbuf)) < 0) {
-		if (errno == EINVAL) {
-			syslog(LOG_ERR, "%s: refused: not an mbox (no From_ "
-			    "line at the start)", path);
-			*err = "[SYS/PERM] Mailbox is not in mbox format";
-		} else {
-			syslog(LOG_ERR, "%s: cannot read: %m", path);
-			*err = "[SYS/TEMP] Cannot read the mailbox";
-		}
+		*err = read_failed(path);
 		goto fail_locked;
 	}
 	commit_note_read(md);
 	mailfile_unlock(md);
 	if (fresh)
 		cache_write(md, md->rbuf);
+	keep_validity(md);
 	md->win_len = 0;
 	return 0;
 
 fail_locked:
 	mailfile_unlock(md);
+fail:
+	maildrop_close(md);
+	return -1;
+}
+
+/*
+ * The lister's read (-M): the session's checks on the file, and its table
+ * made by a full scan, but nothing that writes. A read lock keeps out
+ * delivery, which takes fcntl write locks, while we read; the dotlock would
+ * be a file made in the spool directory, and the cache and the journal are
+ * files in the state directory, so none of them is touched.
+ */
+int maildrop_read(struct maildrop *md, const char *path, uid_t uid,
+    const struct uidl_scheme *ids, const char **err)
+{
+	struct stat st;
+	int fd;
+
+	memset(md, 0, sizeof(*md));
+	md->fd = md->state = -1;
+	md->uid = uid;
+	set_scheme(md, ids);
+	if (!(md->path = strdup(path))) {
+		*err = "[SYS/TEMP] Out of memory";
+		goto fail;
+	}
+	if ((fd = open_checked(path, uid, O_RDONLY, &st, err)) == -2)
+		return 0;
+	if (fd < 0)
+		goto fail;
+	md->fd = fd;
+	if (mailfile_read_lock(fd)) {
+		syslog(LOG_NOTICE, "%s: locked by another program for %d s",
+		    path, LOCK_TIMEOUT);
+		*err = "[IN-USE] Maildrop is locked by another program";
+		goto fail;
+	}
+	md->segs = 0;
+	if (scan_file(md, 0) || finish_table(md)) {
+		*err = read_failed(path);
+		goto fail;
+	}
+	return 0;
+
 fail:
 	maildrop_close(md);
 	return -1;

@@ -20,7 +20,8 @@ struct message {
 	off_t data;		/* first header byte */
 	off_t end;		/* end of the message, before any separator line */
 	off_t size;		/* octets on the wire, every line end as CRLF */
-	unsigned char uid[16];	/* XXH3-128: see "Unique-ids" in README */
+	unsigned char uid[16];	/* XXH3-128, or what the scheme keeps (-i):
+				 * see "Unique-ids" in README */
 	union {
 		uint32_t suffix;	/* without M_XUIDL: ".n" after the
 					 * hash (0: none) */
@@ -42,9 +43,28 @@ struct segment {
 #define M_HIDDEN	0x08	/* the UW-IMAP pseudo-message: never listed */
 #define M_NOEOH		0x10	/* no empty line ends the headers: every
 				 * line is one (-W oe-ns-eoh adds it) */
+#define M_STAMPED	0x40	/* -i dovecot, uw: uid holds the X-UID and
+				 * the UIDVALIDITY, not a hash */
 /* Set by the session, never cached: */
 #define M_DELETED	0x01	/* DELE'd in this session */
 #define M_RETRIEVED	0x20	/* RETR'd in this session (EXPIRE 0) */
+
+/* How unique-ids are made, for the whole session (-i; README "Unique-ids").
+ * The scanner keeps in the table what the kind needs (its "table"): dovecot
+ * and uw keep the same, and only print it differently. */
+enum uidl_kind {
+	UIDL_NATIVE,	/* the X-UIDL value, else XXH3 of the message ("xuidl" too) */
+	UIDL_POPA3D,	/* popa3d 1.0.3: MD5 of a few header lines */
+	UIDL_DOVECOT,	/* X-UID and UIDVALIDITY, as Dovecot's pop3_uidl_format */
+	UIDL_UW		/* X-UID and UIDVALIDITY, as UW ipop3d prints them */
+};
+
+struct uidl_scheme {
+	enum uidl_kind kind;
+	const char *format;	/* UIDL_DOVECOT: a pop3_uidl_format of %u, %v
+				 * and %% (uidl_format_ok), or NULL for
+				 * Dovecot's default, %08Xu%08Xv */
+};
 
 /* The maildrop's state, each group owned by the file named. */
 struct maildrop {
@@ -66,6 +86,11 @@ struct maildrop {
 	size_t first;		/* index of message 1: 0, or 1 after a hidden one */
 	char *pool;		/* X-UIDL values, NUL-terminated */
 	size_t pool_len, pool_size;
+	struct uidl_scheme scheme;	/* how the ids are made and printed */
+	uint32_t validity;	/* dovecot, uw: the first message's
+				 * UIDVALIDITY (X-IMAPbase, X-IMAP), else
+				 * the one saved in the state directory
+				 * (UIDVALIDITY_FILE), or 0 */
 
 	/* What the table was made from (mbox.c, cache.c), which the cache
 	 * and the proof at QUIT check the file against. */
@@ -87,13 +112,27 @@ struct maildrop {
 
 /* Locks, reads and unlocks the mailbox at path, which must be a regular file
  * owned by uid (or missing, for an empty maildrop). state names the state
- * directory for the update journal (made at the first UPDATE; NULL: none). An
+ * directory for the update journal (made at the first UPDATE; NULL: none).
+ * ids says how the unique-ids are made (NULL: UIDL_NATIVE). An
  * update that a crash cut short is finished first. Returns 0, or -1 with *err
  * set to "[IN-USE] ...", "[SYS/PERM] ..." or "[SYS/TEMP] ..." and the reason
  * logged, and md closed (as by maildrop_close); the file is never modified
  * but to finish an interrupted update. */
 int maildrop_open(struct maildrop *md, const char *path, const char *state,
-    uid_t uid, const char **err);
+    uid_t uid, const struct uidl_scheme *ids, const char **err);
+
+/* Reads the mailbox at path as maildrop_open would, for the offline lister
+ * (-M): under a read lock (fcntl F_RDLCK) only, with no cache, no journal,
+ * no dotlock, so that nothing is written. Returns 0, or -1 with *err set as
+ * maildrop_open sets it, and md closed. */
+int maildrop_read(struct maildrop *md, const char *path, uid_t uid,
+    const struct uidl_scheme *ids, const char **err);
+
+/* Whether fmt is a pop3_uidl_format we can print: %u (which it must hold),
+ * %v, each with an optional zero-padded width and X (hex, which Dovecot
+ * prints in lower case), and %%; at most MAX_UIDL - 11 octets printed, so
+ * that a suffix fits. 1 or 0. */
+int uidl_format_ok(const char *fmt);
 
 /* The message numbered n (1-based, hidden one skipped), or NULL. */
 struct message *maildrop_get(struct maildrop *md, unsigned long n);

@@ -49,9 +49,9 @@ static int fcntl_lock(int fd, short type)
 
 /* Takes the fcntl lock, retrying until the deadline. Returns 0, or -1 with
  * errno set (EAGAIN: still held by someone else at the deadline). */
-static int fcntl_wait(int fd, time_t deadline)
+static int fcntl_wait(int fd, short type, time_t deadline)
 {
-	while (fcntl_lock(fd, F_WRLCK)) {
+	while (fcntl_lock(fd, type)) {
 		if (errno != EAGAIN && errno != EACCES && errno != EINTR)
 			return -1;
 		if (time(NULL) >= deadline) {
@@ -77,13 +77,18 @@ void mailfile_unlock(struct maildrop *md)
  * An fcntl lock on the file, then the dotlock, which liblockfile creates
  * through its setgid helper where the spool directory is not ours to write.
  */
+int mailfile_read_lock(int fd)
+{
+	return fcntl_wait(fd, F_RDLCK, time(NULL) + LOCK_TIMEOUT);
+}
+
 int mailfile_lock(struct maildrop *md)
 {
 	time_t deadline = time(NULL) + LOCK_TIMEOUT;
 	char *name;
 	int status;
 
-	if (fcntl_wait(md->fd, deadline))
+	if (fcntl_wait(md->fd, F_WRLCK, deadline))
 		return -1;
 	if (!(name = lock_name(md->path)))
 		goto fail;
@@ -106,7 +111,7 @@ int mailfile_lock(struct maildrop *md)
 			return -1;
 		}
 		lock_pause();
-		if (fcntl_wait(md->fd, deadline)) {
+		if (fcntl_wait(md->fd, F_WRLCK, deadline)) {
 			free(name);
 			return -1;
 		}

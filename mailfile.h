@@ -16,6 +16,11 @@
  * with errno set (EAGAIN: somebody else holds a lock) and neither held. */
 int mailfile_lock(struct maildrop *md);
 
+/* Takes a read (shared) fcntl lock on fd, retrying for LOCK_TIMEOUT
+ * seconds, and no dotlock. Returns 0, or -1 with errno set (EAGAIN). The
+ * lock goes with the descriptor's close. */
+int mailfile_read_lock(int fd);
+
 /* Lets go of both locks; a dotlock that cannot be removed is logged. */
 void mailfile_unlock(struct maildrop *md);
 

@@ -5,6 +5,7 @@
  * maildrop.c feeds the chunks it reads, fuzz/fuzz-mbox.c its input.
  */
 #include <errno.h>
+#include <md5.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +57,18 @@ struct mbox_scan {
 	size_t linelen;		/* of that line, so far */
 	int lastcr;		/* its last piece ended with a CR */
 	char xuidl[MAX_UIDL + 1];
+	enum uidl_kind kind;	/* md->scheme.kind */
+	/* -i popa3d: the message as popa3d 1.0.3 reads its headers */
+	MD5_CTX md5;		/* of its "fixed" lines */
+	int p3_header;		/* popa3d's headers go on: only a line of a
+				 * bare LF ends them, not CR LF */
+	int p3_fixed;		/* the line being taken is hashed */
+	int p3_received;	/* a Received: line was seen */
+	/* -i dovecot, uw */
+	uint32_t xuid;		/* the message's X-UID, or 0 */
+	int base_seen;		/* the first message's X-IMAPbase (or X-IMAP)
+				 * was looked at: the first such header counts,
+				 * over a UIDVALIDITY saved before */
 };
 
 static int grow(struct maildrop *md)
@@ -102,6 +115,25 @@ static int valid_uidl(const char *s, size_t len)
 	return 1;
 }
 
+/*
+ * -i dovecot, uw: whether the message in s->cur has the id its X-UID gives
+ * it, and if so, the X-UID and the UIDVALIDITY in its uid. It needs an
+ * X-UID and a UIDVALIDITY. The order of the X-UIDs is not checked: Dovecot
+ * and c-client leave them rising in file order, and a rule that looked at
+ * the message before would change an id when that one is deleted. A message
+ * without keeps the XXH3 id (README "Unique-ids"); two with one X-UID are
+ * told apart by a suffix, as copies are.
+ */
+static int stamped(struct mbox_scan *s, const struct maildrop *md)
+{
+	if (!s->xuid || !md->validity)
+		return 0;
+	memset(s->cur.uid, 0, sizeof(s->cur.uid));
+	memcpy(s->cur.uid, &s->xuid, 4);
+	memcpy(s->cur.uid + 4, &md->validity, 4);
+	return 1;
+}
+
 /* Closes the message in s->cur and appends it to the table. */
 static int scan_finish(struct mbox_scan *s)
 {
@@ -125,6 +157,11 @@ static int scan_finish(struct mbox_scan *s)
 	XXH3_128bits_update(s->id, h, sizeof(h));
 	XXH128_canonicalFromHash(&c, XXH3_128bits_digest(s->id));
 	memcpy(m->uid, c.digest, sizeof(m->uid));
+	if (s->kind == UIDL_POPA3D)
+		MD5Final(m->uid, &s->md5);
+	else if ((s->kind == UIDL_DOVECOT || s->kind == UIDL_UW) &&
+	    stamped(s, md))
+		m->flags |= M_STAMPED;
 	m->end = s->next;
 	if (s->xuidl[0]) {
 		if (pool_add(md, s->xuidl, &at) || at > UINT32_MAX)
@@ -151,6 +188,10 @@ static void scan_begin(struct mbox_scan *s, off_t off)
 	s->header_kept = 1;
 	s->subject = s->ximap = s->eoh = 0;
 	s->xuidl[0] = '\0';
+	MD5Init(&s->md5);
+	s->p3_header = 1;
+	s->p3_fixed = s->p3_received = 0;
+	s->xuid = 0;
 	XXH3_128bits_reset(s->id);
 	XXH3_64bits_reset(s->body);
 	s->body_left = UID_BODY;
@@ -190,6 +231,9 @@ static int header_is(const char *line, size_t len, const char *name, size_t n)
 /* header_is for a literal name, whose length the compiler knows. */
 #define HEADER_IS(line, len, name) \
 	header_is(line, len, name, sizeof(name) - 1)
+/* Whether the line starts with name, its colon included, in any case. */
+#define PREFIX_IS(line, len, name) \
+	((len) >= sizeof(name) - 1 && !strncasecmp(line, name, sizeof(name) - 1))
 
 /* Copies a header's value, trimmed, if it is a valid unique-id. */
 static void take_xuidl(struct mbox_scan *s, const char *line, size_t len)
@@ -204,6 +248,72 @@ static void take_xuidl(struct mbox_scan *s, const char *line, size_t len)
 		memcpy(s->xuidl, v, e - v);
 		s->xuidl[e - v] = '\0';
 	}
+}
+
+/*
+ * A header's value as a number from 1 to 2^32 - 1 (X-UID, the UIDVALIDITY
+ * that starts X-IMAPbase and X-IMAP): digits after blanks, ending at a blank
+ * or the line's end. 0 when it is no such number.
+ */
+static uint32_t header_number(const char *line, size_t len, size_t name)
+{
+	const char *v = line + name + 1, *e = line + len;
+	uint64_t n = 0;
+
+	while (v < e && (*v == ' ' || *v == '\t'))
+		v++;
+	if (v == e || *v < '0' || *v > '9')
+		return 0;
+	for (; v < e && *v >= '0' && *v <= '9'; v++)
+		if ((n = n * 10 + (*v - '0')) > UINT32_MAX)
+			return 0;
+	if (v < e && *v != ' ' && *v != '\t' && *v != '\r')
+		return 0;
+	return n;
+}
+
+/*
+ * -i popa3d: popa3d 1.0.3's verdict on a line that starts with line[0,
+ * len), its first piece: whether its bytes go into the MD5. Its "fixed"
+ * lines are the first Received:, every Delivered-To:, Date: and
+ * Message-ID: before the first Received:, and every X-Delivery-ID: with a
+ * capital X; names in any case otherwise, a continuation line as the line
+ * before it. A first piece is the whole line, or at least MAILBOX_CHUNK
+ * bytes of it, more than any of those names.
+ */
+static void p3_line(struct mbox_scan *s, const char *line, size_t len)
+{
+	switch (len ? line[0] : '\0') {
+	case ' ': case '\t':
+		break;
+	case 'R': case 'r':
+		s->p3_fixed = !s->p3_received &&
+		    (s->p3_received = PREFIX_IS(line, len, "Received:"));
+		break;
+	case 'D': case 'd':
+		s->p3_fixed = PREFIX_IS(line, len, "Delivered-To:") ||
+		    (!s->p3_received && PREFIX_IS(line, len, "Date:"));
+		break;
+	case 'M': case 'm':
+		s->p3_fixed = !s->p3_received &&
+		    PREFIX_IS(line, len, "Message-ID:");
+		break;
+	case 'X':
+		s->p3_fixed = PREFIX_IS(line, len, "X-Delivery-ID:");
+		break;
+	default:
+		s->p3_fixed = 0;
+	}
+}
+
+/* -i popa3d: a piece of a line in popa3d's headers, first set on the
+ * line's first; n counts its LF, which is hashed with it. */
+static void p3_take(struct mbox_scan *s, const char *p, size_t n, int first)
+{
+	if (first)
+		p3_line(s, p, n);
+	if (s->p3_fixed)
+		MD5Update(&s->md5, (const uint8_t *)p, n);
 }
 
 /* Looks at the start of a header line: what it says and whether it counts. */
@@ -227,12 +337,24 @@ static void scan_header(struct mbox_scan *s, const char *line, size_t len)
 			s->header_kept = 0;
 			break;
 		}
-	if (HEADER_IS(line, len, "X-IMAP") || HEADER_IS(line, len, "X-IMAPbase"))
+	if (HEADER_IS(line, len, "X-IMAP") || HEADER_IS(line, len, "X-IMAPbase")) {
 		s->ximap = 1;
+		if (s->md->count == 0 && !s->base_seen) {
+			uint32_t v = header_number(line, len,
+			    line[6] == ':' ? 6 : 10);
+
+			s->base_seen = 1;
+			if (v)
+				s->md->validity = v;
+		}
+	} else if (HEADER_IS(line, len, "X-UID")) {
+		if (!s->xuid)
+			s->xuid = header_number(line, len, 5);
+	}
 	else if (HEADER_IS(line, len, "Subject") &&
 	    memmem(line, len, subject_pseudo, sizeof(subject_pseudo) - 1))
 		s->subject = 1;
-	else if (HEADER_IS(line, len, "X-UIDL"))
+	else if (HEADER_IS(line, len, "X-UIDL") && s->kind == UIDL_NATIVE)
 		take_xuidl(s, line, len);
 }
 
@@ -270,6 +392,11 @@ static int scan_piece(struct mbox_scan *s, off_t off, const char *p, size_t len,
 		return 0;
 	}
 	if (first && lf && (len == 0 || (len == 1 && cr))) {
+		/* popa3d: only a bare LF ends the headers; CR LF is a line
+		 * it does not hash */
+		if (len == 0)
+			s->p3_header = 0;
+		s->p3_fixed = 0;
 		scan_flush(s);
 		s->pending = len + 1;
 		s->at_separator = 1;
@@ -282,6 +409,8 @@ static int scan_piece(struct mbox_scan *s, off_t off, const char *p, size_t len,
 		if (!s->in_body)
 			scan_header(s, p, len);
 	}
+	if (s->kind == UIDL_POPA3D && s->p3_header)
+		p3_take(s, p, len + lf, first);
 	if (s->in_body)
 		body_id(s, p, len + lf);
 	else if (s->header_kept) {
@@ -317,6 +446,8 @@ static size_t header_lines(struct mbox_scan *s, const char *p, const char *e)
 		if (len == (size_t)cr)
 			break;
 		scan_header(s, line, len);
+		if (s->kind == UIDL_POPA3D)
+			p3_take(s, line, len + 1, 1);
 		if (!s->header_kept) {
 			XXH3_128bits_update(s->id, span, line - span);
 			span = nl + 1;
@@ -358,6 +489,7 @@ struct mbox_scan *mbox_start(struct maildrop *md, off_t from)
 	s->md = md;
 	s->at_separator = 1;
 	s->pos = from;
+	s->kind = md->scheme.kind;
 	s->whole = XXH3_createState();
 	s->body = XXH3_createState();
 	s->id = XXH3_createState();
@@ -387,6 +519,7 @@ static int feed_lines(struct mbox_scan *s, const char *buf, size_t have,
 			continue;
 		}
 		if (s->in_body && !s->at_separator && !s->midline &&
+		    !(s->kind == UIDL_POPA3D && s->p3_header) &&
 		    (took = body_lines(s, buf + p, buf + have))) {
 			p += took;
 			s->next = s->pos + p;
@@ -474,6 +607,94 @@ void mbox_free(struct mbox_scan *s)
 	errno = saved;
 }
 
+/* The octets a pop3_uidl_format may print, so that a suffix (".4294967295")
+ * still fits in MAX_UIDL. */
+#define FORMAT_MAX	(MAX_UIDL - 11)
+
+/*
+ * Prints a Dovecot pop3_uidl_format with the UID u and the UIDVALIDITY v into
+ * buf (FORMAT_MAX + 1 bytes), as Dovecot's var_expand does for the part we
+ * take: "%u", "%v", "%0NXu" (N digits, zero-padded, of hex: lower-case,
+ * as Dovecot 2.3.19 prints it, whatever the capital X suggests),
+ * "%Xu", "%0Nu", "%%". Returns the length, or 0 when fmt is not such a format
+ * or prints more than FORMAT_MAX octets or an octet a unique-id cannot hold.
+ */
+static size_t format_uidl(const char *fmt, uint32_t u, uint32_t v, char *buf)
+{
+	size_t len = 0;
+	const char *f;
+
+	for (f = fmt; *f; f++) {
+		char one[24];
+		int width = 0, hex = 0, n;
+
+		if (*f != '%') {
+			if ((unsigned char)*f < 0x21 || (unsigned char)*f > 0x7e ||
+			    len >= FORMAT_MAX)
+				return 0;
+			buf[len++] = *f;
+			continue;
+		}
+		if (*++f == '%') {
+			if (len >= FORMAT_MAX)
+				return 0;
+			buf[len++] = '%';
+			continue;
+		}
+		if (*f == '0') {
+			/* a width without the 0 cuts a value in Dovecot */
+			for (f++; *f >= '0' && *f <= '9' && width < 100; f++)
+				width = width * 10 + (*f - '0');
+			if (!width)
+				return 0;
+		}
+		if (*f == 'X') {
+			hex = 1;
+			f++;
+		}
+		if (*f != 'u' && *f != 'v')
+			return 0;
+		n = snprintf(one, sizeof(one), hex ? "%0*x" : "%0*u", width,
+		    (unsigned)(*f == 'u' ? u : v));
+		if (n < 0 || (size_t)n > FORMAT_MAX - len)
+			return 0;
+		memcpy(buf + len, one, n);
+		len += n;
+	}
+	buf[len] = '\0';
+	return len;
+}
+
+int uidl_format_ok(const char *fmt)
+{
+	char a[FORMAT_MAX + 1], b[FORMAT_MAX + 1];
+
+	/* The longest values print the longest ids; and an id must change
+	 * with the UID, or every message would print the same. */
+	return format_uidl(fmt, UINT32_MAX, UINT32_MAX, a) > 0 &&
+	    format_uidl(fmt, 1, 1, a) && format_uidl(fmt, 2, 1, b) &&
+	    strcmp(a, b) != 0;
+}
+
+/* The id of a stamped message (M_STAMPED): Dovecot's pop3_uidl_format, by
+ * default %08Xu%08Xv (lower-case hex, as it prints), or UW ipop3d's
+ * "%08lx%08lx" of UIDVALIDITY and UID. */
+static size_t stamped_uidl(const struct maildrop *md, const struct message *m,
+    char *buf)
+{
+	uint32_t u, v;
+	size_t len;
+
+	memcpy(&u, m->uid, 4);
+	memcpy(&v, m->uid + 4, 4);
+	if (md->scheme.kind == UIDL_UW)
+		return snprintf(buf, 17, "%08x%08x", (unsigned)v, (unsigned)u);
+	if (md->scheme.format &&
+	    (len = format_uidl(md->scheme.format, u, v, buf)))
+		return len;
+	return snprintf(buf, 17, "%08x%08x", (unsigned)u, (unsigned)v);
+}
+
 size_t maildrop_uidl(const struct maildrop *md, const struct message *m,
     char *buf)
 {
@@ -493,13 +714,25 @@ size_t maildrop_uidl(const struct maildrop *md, const struct message *m,
 		buf[len] = '\0';
 		return len;
 	}
-	for (i = 0; i < 16; i++) {
-		buf[2 * i] = hex[m->uid[i] >> 4];
-		buf[2 * i + 1] = hex[m->uid[i] & 15];
-	}
-	buf[32] = '\0';
+	if (m->flags & M_STAMPED)
+		len = stamped_uidl(md, m, buf);
+	else if (md->scheme.kind == UIDL_POPA3D) {
+		/* popa3d prints bytes 3, 2, 1, 0, 7, 6, 5, 4 of the MD5 */
+		for (i = 0; i < 8; i++) {
+			unsigned char b = m->uid[(i & 4) + 3 - (i & 3)];
+
+			buf[2 * i] = hex[b >> 4];
+			buf[2 * i + 1] = hex[b & 15];
+		}
+		len = 16;
+	} else
+		for (i = 0; i < 16; i++) {
+			buf[2 * i] = hex[m->uid[i] >> 4];
+			buf[2 * i + 1] = hex[m->uid[i] & 15];
+		}
+	buf[len] = '\0';
 	if (m->uidl.suffix)
-		len += snprintf(buf + 32, MAX_UIDL + 1 - 32, ".%u",
+		len += snprintf(buf + len, MAX_UIDL + 1 - len, ".%u",
 		    (unsigned)m->uidl.suffix);
 	return len;
 }
@@ -582,6 +815,11 @@ int mbox_unique(struct maildrop *md)
 	return 0;
 }
 
+int mbox_table(enum uidl_kind kind)
+{
+	return kind == UIDL_UW ? UIDL_DOVECOT : kind;
+}
+
 void mbox_number(struct maildrop *md)
 {
 	md->first = md->count && (md->msg[0].flags & M_HIDDEN);
@@ -601,8 +839,12 @@ int mbox_sane(const struct maildrop *md)
 		if (m->from < prev || m->data < m->from || m->end < m->data ||
 		    m->end > md->length || m->size < 0 ||
 		    m->size > 2 * (m->end - m->data) + 2 ||
-		    (m->flags & ~(M_XUIDL | M_NOEOL | M_HIDDEN | M_NOEOH)) ||
-		    ((m->flags & M_HIDDEN) && i != 0))
+		    (m->flags & ~(M_XUIDL | M_NOEOL | M_HIDDEN | M_NOEOH |
+		    M_STAMPED)) ||
+		    ((m->flags & M_HIDDEN) && i != 0) ||
+		    ((m->flags & M_XUIDL) && md->scheme.kind != UIDL_NATIVE) ||
+		    ((m->flags & M_STAMPED) && (mbox_table(md->scheme.kind) !=
+		    UIDL_DOVECOT || memcmp(m->uid + 4, &md->validity, 4))))
 			return 0;
 		if (m->flags & M_XUIDL) {
 			if (m->uidl.xuidl >= md->pool_len)

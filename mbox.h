@@ -44,6 +44,10 @@ void mbox_number(struct maildrop *md);
  * Returns 0, or -1 (ENOMEM) with the ids as they were. */
 int mbox_unique(struct maildrop *md);
 
+/* Which table the scanner makes for kind: kinds that make the same one
+ * (dovecot, uw) give the same number, which the cache records. */
+int mbox_table(enum uidl_kind kind);
+
 /* Whether md's table (read from a cache) is one the scanner could have made
  * of md->length bytes: 1 or 0. */
 int mbox_sane(const struct maildrop *md);

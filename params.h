@@ -59,6 +59,9 @@
  * (-l), beside the update journal. */
 #define SESSION_LOCK		"session.lock"
 #define LAST_LOGIN		"last-login"
+/* -i dovecot, uw: the mailbox's UIDVALIDITY, kept for when the message that
+ * carried it (X-IMAPbase in the first one) has been deleted. */
+#define UIDVALIDITY_FILE	"uidvalidity"
 
 /* PROXY protocol (-X): a v1 line is at most 107 octets with its CRLF (the
  * spec's bound); a v2 header at most 16 + 1008 octets, addresses and TLVs,

@@ -6,6 +6,7 @@
  * says where the rest is.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -16,6 +17,8 @@
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <pwd.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,6 +26,7 @@
 #include "auth.h"
 #include "client.h"
 #include "dotlock.h"
+#include "maildrop.h"
 #include "params.h"
 #include "proxy.h"
 #include "root.h"
@@ -107,6 +111,27 @@ static int workarounds(char *list)
 	return 0;
 }
 
+/* -i: native, xuidl (the same ids), popa3d, dovecot[:format], uw.
+ * Returns 0, or -1 for a name or format we do not know. */
+static int uidl_scheme(const char *arg, struct uidl_scheme *ids)
+{
+	ids->format = NULL;
+	if (!strcmp(arg, "native") || !strcmp(arg, "xuidl"))
+		ids->kind = UIDL_NATIVE;
+	else if (!strcmp(arg, "popa3d"))
+		ids->kind = UIDL_POPA3D;
+	else if (!strcmp(arg, "uw"))
+		ids->kind = UIDL_UW;
+	else if (!strcmp(arg, "dovecot"))
+		ids->kind = UIDL_DOVECOT;
+	else if (!strncmp(arg, "dovecot:", 8) && uidl_format_ok(arg + 8)) {
+		ids->kind = UIDL_DOVECOT;
+		ids->format = arg + 8;
+	} else
+		return -1;
+	return 0;
+}
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: " POP3_NAME " [-1dAPSTV] [-s service] "
@@ -114,9 +139,12 @@ static void usage(void)
 	    "[-t timeout] [-l login-delay] [-e expire-days] "
 	    "[-L login-timeout] [-F shared|local] "
 	    "[-W workaround,...] [-X proxy-address,...] "
-	    "[-v virtual-users [-U account]]\n"
+	    "[-v virtual-users [-U account]] "
+	    "[-i native|xuidl|popa3d|dovecot[:format]|uw]\n"
 	    "       " POP3_NAME " -H    (a yescrypt hash of the password on "
-	    "stdin)\n");
+	    "stdin)\n"
+	    "       " POP3_NAME " [-i scheme] -M mailbox    (its UIDL listing)"
+	    "\n");
 	exit(2);
 }
 
@@ -150,8 +178,16 @@ static int options(int argc, char **argv)
 	unsigned long long v;
 	int c, hash = 0;
 
-	while ((c = getopt(argc, argv, "1a:AdD:e:F:Hl:L:s:m:Pt:STU:v:VW:X:")) != -1)
+	while ((c = getopt(argc, argv,
+	    "1a:AdD:e:F:Hi:l:L:M:s:m:Pt:STU:v:VW:X:")) != -1)
 		switch (c) {
+		case 'i':
+			if (uidl_scheme(optarg, &opt.ids))
+				usage();
+			break;
+		case 'M':
+			opt.list_mailbox = optarg;
+			break;
 		case 'a':
 			opt.apop_file = optarg;
 			break;
@@ -259,6 +295,58 @@ static int options_ok(int argc, int hash)
 	return 0;
 }
 
+/*
+ * -M: the UIDL listing of a mailbox file, "n uid" lines, as a session with
+ * the same -i would list it, for an admin to compare with the old server's
+ * before switching. Started as root, it becomes the file's owner first, as
+ * a session becomes the user before it opens the mailbox (auth_lookup and
+ * auth_drop: never uid 0). Nothing is written (maildrop_read). Returns the
+ * exit status.
+ */
+static int list_mailbox(const char *path)
+{
+	struct maildrop md;
+	struct auth_user u;
+	struct stat st;
+	struct passwd *pw;
+	const char *err;
+	char id[MAX_UIDL + 1];
+	uid_t owner = getuid();
+	size_t n;
+
+	if (geteuid() == 0) {
+		if (lstat(path, &st)) {
+			syslog(LOG_ERR, "%s: %m", path);
+			return 1;
+		}
+		if (!(pw = getpwuid(st.st_uid))) {
+			syslog(LOG_ERR, "%s: owned by uid %lu, who has no "
+			    "account", path, (unsigned long)st.st_uid);
+			return 1;
+		}
+		if (auth_lookup(pw->pw_name, NULL, &u))
+			return 1;
+		auth_drop(&u);
+		owner = u.uid;
+	}
+	if (maildrop_read(&md, path, owner, &opt.ids, &err)) {
+		fprintf(stderr, POP3_NAME ": %s: %s\n", path, err);
+		return 1;
+	}
+	if (md.fd < 0) {
+		fprintf(stderr, POP3_NAME ": %s: no such file (a session "
+		    "would find an empty maildrop)\n", path);
+		maildrop_close(&md);
+		return 1;
+	}
+	for (n = 1; n <= md.visible; n++) {
+		maildrop_uidl(&md, maildrop_get(&md, n), id);
+		printf("%zu %s\n", n, id);
+	}
+	maildrop_close(&md);
+	return fflush(stdout) || ferror(stdout) ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	static struct session s;
@@ -271,6 +359,8 @@ int main(int argc, char **argv)
 		return vusers_hash(stdin, stdout) ? 1 : 0;
 	if (options_ok(argc, hash))
 		usage();
+	if (opt.list_mailbox)
+		logopt |= LOG_PERROR;	/* the admin reads why */
 	openlog(POP3_NAME, logopt, LOG_MAIL);
 	if (no_dumps())
 		return 1;
@@ -278,6 +368,8 @@ int main(int argc, char **argv)
 		syslog(LOG_CRIT, "refusing to run set-uid or set-gid");
 		return 1;
 	}
+	if (opt.list_mailbox)
+		return list_mailbox(opt.list_mailbox);
 	if (opt.vusers_file && auth_virtual_account(opt.vusers_account))
 		return 1;
 	memset(&sa, 0, sizeof(sa));

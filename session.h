@@ -30,6 +30,8 @@ struct options {
 	int add_eoh;			/* -W oe-ns-eoh */
 	const char *vusers_file;	/* -v: only its users log in */
 	const char *vusers_account;	/* -U: the account they map to */
+	struct uidl_scheme ids;		/* -i: how unique-ids are made */
+	const char *list_mailbox;	/* -M: print its UIDL listing, exit */
 };
 
 extern struct options opt;

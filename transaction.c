@@ -158,7 +158,8 @@ enum result transaction_start(struct session *s, const char *path,
 		return r;
 	timing_catch_alarm(open_late, &prev);
 	timing_alarm(open_deadline());
-	failed = maildrop_open(&s->md, path, state, s->who.uid, &err);
+	failed = maildrop_open(&s->md, path, state, s->who.uid, &opt.ids,
+	    &err);
 	timing_alarm(0);
 	timing_restore_alarm(&prev);
 	if (failed) {

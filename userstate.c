@@ -1,11 +1,13 @@
 /*
- * The session lock and the last-login record, in the user's state
+ * The session lock, the last-login record and the saved UIDVALIDITY, in the user's state
  * directory. Both are files the handler makes itself, as the user, and
  * opens as it opens every state file (userstate_file): without following a
  * link or waiting on a FIFO, and only if regular, the user's, one link.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <syslog.h>
@@ -125,6 +127,49 @@ long userstate_login_delay(int dir, unsigned delay, const struct timespec *now)
 	    futimens(fd, NULL)) {
 		syslog(LOG_ERR, "state file " LAST_LOGIN ": %m");
 		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+uint32_t userstate_validity(int dir)
+{
+	char buf[16], *end;
+	unsigned long long v;
+	ssize_t n;
+	int fd = userstate_file(dir, UIDVALIDITY_FILE, O_RDONLY);
+
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	if (buf[0] < '0' || buf[0] > '9')
+		return 0;
+	errno = 0;
+	v = strtoull(buf, &end, 10);
+	if (errno || (*end && strcmp(end, "\n")) || v > UINT32_MAX)
+		return 0;
+	return v;
+}
+
+int userstate_set_validity(int dir, uint32_t v)
+{
+	static const char tmp[] = UIDVALIDITY_FILE ".new";
+	char buf[16];
+	int fd, len = snprintf(buf, sizeof(buf), "%lu\n", (unsigned long)v);
+
+	unlinkat(dir, tmp, 0);	/* whatever it is: a new file */
+	fd = userstate_file(dir, tmp, O_WRONLY | O_CREAT | O_EXCL);
+	if (fd < 0 || write(fd, buf, len) != len || fsync(fd) ||
+	    renameat(dir, tmp, dir, UIDVALIDITY_FILE)) {
+		syslog(LOG_ERR, "state file " UIDVALIDITY_FILE ": %m");
+		if (fd >= 0)
+			close(fd);
+		unlinkat(dir, tmp, 0);
 		return -1;
 	}
 	close(fd);

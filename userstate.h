@@ -6,6 +6,7 @@
 #ifndef POP3_USERSTATE_H
 #define POP3_USERSTATE_H
 
+#include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -36,5 +37,13 @@ int userstate_lock(int dir);
  * read or written. */
 long userstate_login_delay(int dir, unsigned delay,
     const struct timespec *now);
+
+/* The UIDVALIDITY recorded in dir (UIDVALIDITY_FILE), or 0 when there is
+ * none or it is not a decimal number from 1 to 2^32 - 1. Logs nothing. */
+uint32_t userstate_validity(int dir);
+
+/* Records v as the UIDVALIDITY in dir, through a new file renamed into
+ * place. Returns 0, or -1 with the reason logged. */
+int userstate_set_validity(int dir, uint32_t v);
 
 #endif

@@ -138,7 +138,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	CHECK(fstat(fd, &box_st) == 0);
 	close(fd);
 	CHECK(mkdir(state, 0700) == 0);
-	CHECK(maildrop_open(&ref, box, state, getuid(), &err) == 0);
+	CHECK(maildrop_open(&ref, box, state, getuid(), NULL, &err) == 0);
 	CHECK(ref.count == 7 && ref.pool_len > 0);
 	real = slurp(cache, &real_len);
 	CHECK(real_len > sizeof(struct cache_header));
@@ -229,7 +229,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	close(fd);
 	free(file);
 
-	CHECK(maildrop_open(&md, box, state, getuid(), &err) == 0);
+	CHECK(maildrop_open(&md, box, state, getuid(), NULL, &err) == 0);
 	if (data[0] & 4)
 		exercise(&md);
 	else

@@ -298,7 +298,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	snprintf(state_tmpl, sizeof(state_tmpl), "%s/state-%%u", fuzz_home);
 	opt.state_template = state_tmpl;
 	snprintf(path, sizeof(path), "%s/state-alice", fuzz_home);
-	CHECK(maildrop_open(&base, alice_path, path, geteuid(), &err) == 0);
+	CHECK(maildrop_open(&base, alice_path, path, geteuid(), NULL, &err) == 0);
 	CHECK(base.visible == 5 && base.first == 1);
 	return 0;
 }

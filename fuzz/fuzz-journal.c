@@ -186,7 +186,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	snprintf(state, sizeof(state), "%s/state", dir);
 	put(box, old_box, sizeof(old_box) - 1);
 	CHECK(mkdir(state, 0700) == 0);
-	CHECK(maildrop_open(&md, box, NULL, getuid(), &err) == 0);
+	CHECK(maildrop_open(&md, box, NULL, getuid(), NULL, &err) == 0);
 	CHECK(md.count == 5 && md.length == sizeof(old_box) - 1);
 	CHECK(fstat(md.fd, &st) == 0);
 	CHECK((md.state = open(state, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0);
@@ -303,7 +303,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    blen - j->old_end);
 	}
 
-	r = maildrop_open(&md, box, state, getuid(), &err);
+	r = maildrop_open(&md, box, state, getuid(), NULL, &err);
 	after = slurp(box, &alen);
 	if (same(file, len, real, real_len) && where != 3) {
 		CHECK(r == 0);
@@ -325,7 +325,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* The table is the file's: a fresh scan agrees. */
 		maildrop_tidy(&md);
 		CHECK(no_journal_left());
-		CHECK(maildrop_open(&fresh, box, NULL, getuid(), &err) == 0);
+		CHECK(maildrop_open(&fresh, box, NULL, getuid(), NULL, &err) == 0);
 		CHECK(fresh.count == md.count && fresh.length == md.length);
 		CHECK(!md.count || !memcmp(fresh.msg, md.msg,
 		    md.count * sizeof(*md.msg)));
