@@ -37,8 +37,14 @@ PKGS_DEMO="gcc libc6-dev make libpam0g-dev liblockfile-dev libmd-dev libxxhash-d
 # tests/valgrind.bats). A minbase Debian 12 has none of these three.
 # fail2ban-regex checks the shipped fail2ban filter (tests/fail2ban.bats);
 # mutt is the client that tries CRAM-MD5 and APOP before USER/PASS
-# (tests/mechanisms.bats).
-PKGS_TEST="mpop fetchmail mutt curl systemd procmail openssl util-linux passwd strace xinetd stunnel4 getmail6 groff-base man-db time procps valgrind fail2ban"
+# (tests/mechanisms.bats). dovecot-pop3d is the real Dovecot whose UIDL
+# listings -i dovecot must equal (tests/peers.bats runs its own master on a
+# loopback port); popa3d, the other peer, conflicts with it and is never
+# installed: its package is unpacked into POPA3D_DIR instead (below).
+PKGS_TEST="mpop fetchmail mutt curl systemd procmail openssl util-linux passwd strace xinetd stunnel4 getmail6 groff-base man-db time procps valgrind fail2ban dovecot-pop3d"
+
+# Where tests/peers.bats finds popa3d 1.0.3, unpacked from Debian's package.
+POPA3D_DIR=/var/cache/pop3-handler-peers/popa3d
 
 # Flags for the test build: the Makefile's defaults plus -Werror, as CI builds.
 WERROR_CFLAGS="-O2 -g -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror"
@@ -76,6 +82,38 @@ if [ -n "$missing" ]; then
 	apt-get update
 	# shellcheck disable=SC2086 # word splitting is wanted
 	apt-get install -y --no-install-recommends $missing < /dev/null
+	case " $missing " in
+	*" dovecot-pop3d "*)
+		# Installed here for the tests, which run a master of their own:
+		# the daemon the package starts and enables would listen on 110
+		# and 995 as root, and outlive the run.
+		echo "quickstart: stopping and disabling the dovecot service the package started"
+		if [ -d /run/systemd/system ]; then
+			systemctl disable --now dovecot.service dovecot.socket || true
+		else
+			invoke-rc.d dovecot stop || true
+			update-rc.d dovecot disable || true
+		fi
+		;;
+	esac
+fi
+
+# popa3d for tests/peers.bats, as bench/pop3bench.py gets it: the package
+# downloaded and unpacked, not installed.
+if [ "$mode" = test ] && [ ! -x "$POPA3D_DIR/usr/sbin/popa3d" ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "quickstart: tests/peers.bats needs popa3d in $POPA3D_DIR; run as root: sh quickstart.sh test" >&2
+	else
+		echo "quickstart: unpacking popa3d into $POPA3D_DIR"
+		deb=$(mktemp -d)
+		if ! (cd "$deb" && apt-get -o APT::Sandbox::User=root download popa3d); then
+			apt-get update
+			(cd "$deb" && apt-get -o APT::Sandbox::User=root download popa3d)
+		fi
+		mkdir -p "$POPA3D_DIR"
+		dpkg-deb -x "$deb"/popa3d_*.deb "$POPA3D_DIR"
+		rm -rf "$deb"
+	fi
 fi
 
 # --- 2. build and test -----------------------------------------------------
