@@ -18,10 +18,14 @@
  *     exactly LIST's size;
  *   - TOP with 0, 1, 2, 3 and many lines writes the reference TOP, which is a
  *     prefix of the RETR output ending at a line end;
- *   - every unique-id is 1 to 70 characters in 0x21-0x7E, all are distinct;
+ *   - every unique-id is 1 to 70 characters in 0x21-0x7E, all are distinct,
+ *     under every scheme of -i (native, popa3d, dovecot with its default
+ *     format and another, uw); with -i popa3d each message's MD5 is the one
+ *     a reference made from popa3d 1.0.3's rules gives (128 KiB build);
  *   - the file digest and length are those of the input;
  *   - where maildrop.c can continue a table (the message-table cache), a
- *     scan continued from a message boundary gives the full scan's table.
+ *     scan continued from a message boundary gives the full scan's table,
+ *     under every scheme.
  *
  * Any violation abort()s, which libFuzzer reports as a crash.
  *
@@ -34,6 +38,7 @@
  * checked for validity only, never against the reference.
  */
 #include <errno.h>
+#include <md5.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -363,6 +368,8 @@ static void check_continued(const struct maildrop *full, const uint8_t *data,
 	memset(&md, 0, sizeof(md));
 	md.fd = -1;	/* the scanner reads no file */
 	md.path = (char *)"fuzz-mbox";
+	md.scheme = full->scheme;	/* and the cache keeps these two */
+	md.validity = full->validity;
 	md.alloc = k;
 	md.msg = malloc(k * sizeof(*md.msg));
 	CHECK(md.msg != NULL);
@@ -401,6 +408,144 @@ static void check_continued(const struct maildrop *full, const uint8_t *data,
 	free(md.pool);
 }
 
+/*
+ * popa3d 1.0.3's unique-id of the message rm, from its rules (README,
+ * "Unique-ids"), a line at a time: the MD5 of its "fixed" header lines with
+ * their line ends, up to a line of a bare LF (a CR LF line does not end
+ * them for popa3d).
+ */
+NOCOV static void reference_popa3d(const uint8_t *d, const struct rline *lines,
+    const struct rmsg *rm, unsigned char out[16])
+{
+	MD5_CTX c;
+	size_t j;
+	int fixed = 0, received = 0;
+
+	MD5Init(&c);
+	for (j = rm->first; j < rm->first + rm->nlines; j++) {
+		const char *l = (const char *)d + lines[j].start;
+		size_t n = lines[j].len + lines[j].lf;
+
+		if (lines[j].lf && lines[j].len == 0)
+			break;
+#define P3(name) (n >= sizeof(name) - 1 && \
+    !strncasecmp(l, name, sizeof(name) - 1))
+		switch (n ? l[0] : 0) {
+		case ' ': case '\t':
+			break;
+		case 'R': case 'r':
+			fixed = !received && P3("Received:");
+			received |= fixed;
+			break;
+		case 'D': case 'd':
+			fixed = P3("Delivered-To:") || (!received && P3("Date:"));
+			break;
+		case 'M': case 'm':
+			fixed = !received && P3("Message-ID:");
+			break;
+		case 'X':
+			fixed = P3("X-Delivery-ID:");
+			break;
+		default:
+			fixed = 0;
+		}
+#undef P3
+		if (fixed)
+			MD5Update(&c, (const uint8_t *)l, n);
+	}
+	MD5Final(out, &c);
+}
+
+/* Every listed unique-id of md is 1 to 70 octets of 0x21-0x7E, and no two
+ * are the same. */
+NOCOV static void check_ids(struct maildrop *md)
+{
+	char **uids;
+	size_t i, k;
+
+	uids = calloc(md->visible + 1, sizeof(*uids));
+	CHECK(uids != NULL);
+	for (i = 1; i <= md->visible; i++) {
+		struct message *m = maildrop_get(md, i);
+		char *u = malloc(MAX_UIDL + 2);
+		size_t len;
+
+		CHECK(m != NULL && u != NULL);
+		memset(u, 0x55, MAX_UIDL + 2);
+		maildrop_uidl(md, m, u);
+		CHECK(u[MAX_UIDL + 1] == 0x55);	/* wrote no more than allowed */
+		len = strlen(u);
+		CHECK(len >= 1 && len <= MAX_UIDL);
+		for (k = 0; k < len; k++)
+			CHECK((unsigned char)u[k] >= 0x21 &&
+			    (unsigned char)u[k] <= 0x7e);
+		uids[i - 1] = u;
+	}
+	CHECK(maildrop_get(md, 0) == NULL);
+	CHECK(maildrop_get(md, md->visible + 1) == NULL);
+	qsort(uids, md->visible, sizeof(*uids), cmp_str);
+	for (i = 1; i < md->visible; i++)
+		CHECK(strcmp(uids[i - 1], uids[i]) != 0);
+	for (i = 0; i < md->visible; i++)
+		free(uids[i]);
+	free(uids);
+}
+
+/* The other schemes of -i on the same input: the same table as native's
+ * but for the ids (and X-UIDL, which only native reads). */
+NOCOV static void check_schemes(const struct maildrop *native,
+    const uint8_t *data, size_t size, const struct rline *lines,
+    const struct rmsg *ref)
+{
+	static const struct uidl_scheme schemes[] = {
+		{ UIDL_POPA3D, NULL }, { UIDL_DOVECOT, NULL },
+		{ UIDL_DOVECOT, "%v.%u" }, { UIDL_UW, NULL },
+	};
+	size_t j, i;
+
+	(void)lines;	/* the reference is not used with a tiny chunk */
+	(void)ref;
+	for (j = 0; j < sizeof(schemes) / sizeof(schemes[0]); j++) {
+		struct maildrop md;
+
+		memset(&md, 0, sizeof(md));
+		md.fd = -1;
+		md.path = (char *)"fuzz-mbox";
+		md.scheme = schemes[j];
+		CHECK(scan(&md, data, size, 0) == 0);
+		CHECK(md.count == native->count);
+		if (md.count >= 2)
+			check_continued(&md, data, size,
+			    1 + data[0] % (md.count - 1));
+		for (i = 0; i < md.count; i++) {
+			const struct message *m = &md.msg[i];
+
+			CHECK(m->end == native->msg[i].end &&
+			    m->size == native->msg[i].size &&
+			    (m->flags & ~M_STAMPED) ==
+			    (native->msg[i].flags & ~M_XUIDL));
+			CHECK(!(m->flags & M_STAMPED) ||
+			    md.scheme.kind != UIDL_POPA3D);
+#ifndef FUZZ_CHUNK
+			/* with a tiny chunk only a line's first piece is
+			 * looked at, as for X-UIDL */
+			if (md.scheme.kind == UIDL_POPA3D) {
+				unsigned char want[16];
+
+				reference_popa3d(data, lines, &ref[i], want);
+				CHECK(!memcmp(m->uid, want, 16));
+			}
+#endif
+		}
+		CHECK(mbox_sane(&md));
+		mbox_number(&md);
+		CHECK(mbox_unique(&md) == 0);
+		check_ids(&md);
+		free(md.msg);
+		free(md.pool);
+	}
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
@@ -422,7 +567,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct rline *lines = NULL;
 	struct rmsg *ref = NULL;
 	struct buf retr = { 0 }, top = { 0 }, want = { 0 };
-	char **uids;
 	long nref;
 	size_t i, k;
 	int r;
@@ -504,32 +648,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 
-	uids = calloc(md.visible + 1, sizeof(*uids));
-	CHECK(uids != NULL);
-	for (i = 1; i <= md.visible; i++) {
-		struct message *m = maildrop_get(&md, i);
-		char *u = malloc(MAX_UIDL + 2);
-		size_t len;
-
-		CHECK(m != NULL && u != NULL);
-		memset(u, 0x55, MAX_UIDL + 2);
-		maildrop_uidl(&md, m, u);
-		CHECK(u[MAX_UIDL + 1] == 0x55);	/* wrote no more than allowed */
-		len = strlen(u);
-		CHECK(len >= 1 && len <= MAX_UIDL);
-		for (k = 0; k < len; k++)
-			CHECK((unsigned char)u[k] >= 0x21 &&
-			    (unsigned char)u[k] <= 0x7e);
-		uids[i - 1] = u;
-	}
-	CHECK(maildrop_get(&md, 0) == NULL);
-	CHECK(maildrop_get(&md, md.visible + 1) == NULL);
-	qsort(uids, md.visible, sizeof(*uids), cmp_str);
-	for (i = 1; i < md.visible; i++)
-		CHECK(strcmp(uids[i - 1], uids[i]) != 0);
-	for (i = 0; i < md.visible; i++)
-		free(uids[i]);
-	free(uids);
+	check_ids(&md);
+	check_schemes(&md, data, size, lines, ref);
 
 	free(retr.p);
 	free(top.p);
