@@ -2,8 +2,8 @@
  * The maildrop: one mbox file read into a table of message offsets, sizes and
  * unique-ids; messages streamed out on request; deletions committed on QUIT.
  * What transaction.c calls, and the lister (-M, pop3-handler.c) its part of
- * it. Defined in maildrop.c, but maildrop_uidl
- * (mbox.c), maildrop_commit (commit.c) and maildrop_tidy (journal.c).
+ * it. Defined in maildrop.c, but maildrop_uidl and uidl_format_ok
+ * (uidl.c), maildrop_commit (commit.c) and maildrop_tidy (journal.c).
  */
 #ifndef POP3_MAILDROP_H
 #define POP3_MAILDROP_H

@@ -40,7 +40,7 @@ void mbox_free(struct mbox_scan *s);
 /* Numbers the messages of a complete table: md->first and md->visible. */
 void mbox_number(struct maildrop *md);
 
-/* Makes every listed unique-id distinct, in file order (mbox.c says how).
+/* Makes every listed unique-id distinct, in file order (uidl.c says how).
  * Returns 0, or -1 (ENOMEM) with the ids as they were. */
 int mbox_unique(struct maildrop *md);
 
