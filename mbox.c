@@ -350,8 +350,7 @@ static void scan_header(struct mbox_scan *s, const char *line, size_t len)
 	} else if (HEADER_IS(line, len, "X-UID")) {
 		if (!s->xuid)
 			s->xuid = header_number(line, len, 5);
-	}
-	else if (HEADER_IS(line, len, "Subject") &&
+	} else if (HEADER_IS(line, len, "Subject") &&
 	    memmem(line, len, subject_pseudo, sizeof(subject_pseudo) - 1))
 		s->subject = 1;
 	else if (HEADER_IS(line, len, "X-UIDL") && s->kind == UIDL_NATIVE)
