@@ -307,10 +307,11 @@ fail:
  * made by a full scan, but nothing that writes. A read lock keeps out
  * delivery, which takes fcntl write locks, while we read; the dotlock would
  * be a file made in the spool directory, and the cache and the journal are
- * files in the state directory, so none of them is touched.
+ * files in the state directory, so none of them is touched. The saved
+ * UIDVALIDITY is read, so that the ids are the session's.
  */
-int maildrop_read(struct maildrop *md, const char *path, uid_t uid,
-    const struct uidl_scheme *ids, const char **err)
+int maildrop_read(struct maildrop *md, const char *path, const char *state,
+    uid_t uid, const struct uidl_scheme *ids, const char **err)
 {
 	struct stat st;
 	int fd;
@@ -319,6 +320,8 @@ int maildrop_read(struct maildrop *md, const char *path, uid_t uid,
 	md->fd = md->state = -1;
 	md->uid = uid;
 	set_scheme(md, ids);
+	if (state && mbox_table(md->scheme.kind) == UIDL_DOVECOT)
+		md->state = userstate_open(state, uid, 0);
 	if (!(md->path = strdup(path))) {
 		*err = "[SYS/TEMP] Out of memory";
 		goto fail;
@@ -335,6 +338,7 @@ int maildrop_read(struct maildrop *md, const char *path, uid_t uid,
 		goto fail;
 	}
 	md->segs = 0;
+	md->validity = saved_validity(md);
 	if (scan_file(md, 0) || finish_table(md)) {
 		*err = read_failed(path);
 		goto fail;

@@ -124,10 +124,11 @@ int maildrop_open(struct maildrop *md, const char *path, const char *state,
 
 /* Reads the mailbox at path as maildrop_open would, for the offline lister
  * (-M): under a read lock (fcntl F_RDLCK) only, with no cache, no journal,
- * no dotlock, so that nothing is written. Returns 0, or -1 with *err set as
- * maildrop_open sets it, and md closed. */
-int maildrop_read(struct maildrop *md, const char *path, uid_t uid,
-    const struct uidl_scheme *ids, const char **err);
+ * no dotlock, so that nothing is written; of the state directory state (or
+ * NULL), if it exists, only the saved UIDVALIDITY is read. Returns 0, or -1
+ * with *err set as maildrop_open sets it, and md closed. */
+int maildrop_read(struct maildrop *md, const char *path, const char *state,
+    uid_t uid, const struct uidl_scheme *ids, const char **err);
 
 /* Whether fmt is a pop3_uidl_format we can print: %u (which it must hold),
  * %v, each with an optional zero-padded width and X (hex, which Dovecot

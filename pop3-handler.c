@@ -310,8 +310,7 @@ static int list_mailbox(const char *path)
 	struct stat st;
 	struct passwd *pw;
 	const char *err;
-	char id[MAX_UIDL + 1];
-	uid_t owner = getuid();
+	char id[MAX_UIDL + 1], state[PATH_MAX];
 	size_t n;
 
 	if (geteuid() == 0) {
@@ -327,9 +326,13 @@ static int list_mailbox(const char *path)
 		if (auth_lookup(pw->pw_name, NULL, &u))
 			return 1;
 		auth_drop(&u);
-		owner = u.uid;
-	}
-	if (maildrop_read(&md, path, owner, &opt.ids, &err)) {
+	} else if (auth_lookup((pw = getpwuid(getuid())) ? pw->pw_name : "",
+	    NULL, &u))
+		return 1;
+	/* The state directory the owner's sessions use (-D, %u the owner),
+	 * for the UIDVALIDITY saved there. */
+	if (maildrop_read(&md, path, template_expand(opt.state_template, &u,
+	    state, sizeof(state)) ? NULL : state, u.uid, &opt.ids, &err)) {
 		fprintf(stderr, POP3_NAME ": %s: %s\n", path, err);
 		return 1;
 	}

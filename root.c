@@ -65,7 +65,7 @@ static void fail_delay(int failures, const struct timespec *arrival)
  * Expands the mailbox template: %u the user, %h the home directory, %% a
  * percent sign. Returns 0, or -1 when the result would not fit.
  */
-static int expand(const char *tmpl, const struct auth_user *u, char *buf,
+int template_expand(const char *tmpl, const struct auth_user *u, char *buf,
     size_t size)
 {
 	size_t n = 0;
@@ -130,9 +130,10 @@ enum result login(struct session *s, enum method method)
 	if (opt.vusers_file ? auth_lookup(opt.vusers_account, s->user,
 	    &s->who) : auth_lookup(s->user, NULL, &s->who))
 		return reply(s, P_CLOSE, "[AUTH] Authentication failed");
-	if (expand(s->vmailbox[0] ? s->vmailbox : opt.mailbox_template,
-	    &s->who, path, sizeof(path)) ||
-	    expand(opt.state_template, &s->who, state, sizeof(state))) {
+	if (template_expand(s->vmailbox[0] ? s->vmailbox :
+	    opt.mailbox_template, &s->who, path, sizeof(path)) ||
+	    template_expand(opt.state_template, &s->who, state,
+	    sizeof(state))) {
 		syslog(LOG_ERR, "%s: mailbox or state path too long",
 		    s->who.name);
 		return reply(s, P_CLOSE, "[SYS/PERM] Mailbox path too long");

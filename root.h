@@ -29,6 +29,11 @@ void root_hand_over(void);
  * (logged), since the identity may have changed already. */
 enum result login(struct session *s, enum method method);
 
+/* Expands a path template for u into buf (size bytes): %u its name, %h its
+ * home, %% a percent sign. Returns 0, or -1 when it does not fit. */
+int template_expand(const char *tmpl, const struct auth_user *u, char *buf,
+    size_t size);
+
 /* Whether a path template uses only %u, %h and %%: 1 or 0. */
 int template_ok(const char *tmpl);
 

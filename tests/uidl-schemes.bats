@@ -232,6 +232,12 @@ uw_mbox() {
 	rm -f "$T/state/alice/cache"
 	session_uidl -i dovecot
 	sed 's/^[0-9]* //' "$T/uidl" | cmp - "$T/want"
+	# -M reads the saved one from the state directory -D names
+	lister -i dovecot -D "$T/state/alice"
+	cmp "$T/uidl" "$T/listed"
+	cp -a "$T/state/alice" "$T/state.before"
+	lister -i dovecot -D "$T/state/alice"
+	diff -r "$T/state.before" "$T/state/alice"
 }
 
 @test "-i dovecot: %08Xu%08Xv as Dovecot 2.3 prints it (lower-case hex), or the format after the colon" {
