@@ -13,13 +13,18 @@
  *     address: what follows the header is never part of it;
  *   - a non-local result is an address that inet_pton reads back in its own
  *     family, and proxy_trusted finds it in a list made of itself and not
- *     in a list of an address of the other family.
+ *     in a list of an address of the other family (an IPv4-mapped IPv6
+ *     address, ::ffff:a.b.c.d, counts as IPv4, as proxy_trusted reads it).
  */
+#include <arpa/inet.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
-#include "../proxy.c"
+#include "../params.h"
+#include "../proxy.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -59,8 +64,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (pa.local)
 		return 0;
 	if (strchr(pa.addr, ':')) {
+		/* ::ffff:a.b.c.d is the IPv4 address a.b.c.d to proxy_trusted
+		 * (an IPv4 peer on an IPv6 socket), so an IPv4 list holds it */
 		CHECK(inet_pton(AF_INET6, pa.addr, a) == 1);
-		CHECK(proxy_trusted("192.0.2.1", pa.addr) == 0);
+		CHECK(proxy_trusted("192.0.2.1", pa.addr) ==
+		    !memcmp(a, "\0\0\0\0\0\0\0\0\0\0\xff\xff\xc0\0\2\1", 16));
 	} else {
 		CHECK(inet_pton(AF_INET, pa.addr, a) == 1);
 		CHECK(proxy_trusted("2001:db8::1", pa.addr) == 0);
