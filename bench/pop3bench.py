@@ -527,7 +527,10 @@ class Bench:
         dt, nbytes, _ = session(port, cmds)
         if scen in ("retr", "rss") and nbytes < self.size - 2 * self.count - 200:
             raise SessionError("%s: RETR all sent %d bytes for a %d-byte mailbox" % (server, nbytes, self.size))
-        self.warm[server] = True
+        # A cold run leaves the mailbox warm for the next scenario, but not
+        # one under -i popa3d: its cache is of popa3d's ids, which a native
+        # session does not use (the next one primes again).
+        self.warm[server] = scen != "cold-popa3d"
         if scen.startswith("dele"):
             left = self.stat(server)
             if left != n - 1:
@@ -818,8 +821,9 @@ def main():
                     "popa3d", 0.60))
     # -i popa3d: MD5 over a few header lines, against the native scan's
     # XXH3 (issue 14); the ours/popa3d column compares it with popa3d itself.
+    # No target of its own: what it costs is the ratio below.
     rows.append(row("open, cold, -i popa3d", M(m, "cold-popa3d", "ours"), M(m, "cold", "popa3d"),
-                    M(m, "cold", "dovecot"), "popa3d", 0.60))
+                    M(m, "cold", "dovecot")))
     cp = ratio(M(m, "cold-popa3d", "ours"), M(m, "cold", "ours"))
     rows.append(["open cold, -i popa3d / native", fmt(cp, "x"), "", "", "", "", "", ""])
     rows.append(row("open, warm", M(m, "warm", "ours"), M(m, "warm", "popa3d"),
