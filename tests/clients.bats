@@ -229,13 +229,17 @@ fetchmail_quiet() {
 	run python3 "$E2E" concurrent-check "$d/src" "/var/mail/$U" "$d"/out.*
 	echo "$output"
 	[ "$status" -eq 0 ]
-	# Enough sessions ran, and enough of them deleted something.
+	# Enough sessions ran, and enough of them deleted something. Four
+	# clients share one mailbox, and a session whose QUIT finds the file
+	# rewritten by another deletes nothing (README: QUIT), so how many
+	# delete depends on timing: 18 of 33 in a quiet CI run, 20 or more in
+	# most. 12 still shows deletions racing the deliveries.
 	local sessions deleting
 	sessions="$(sed -n 's/^sessions=\([0-9]*\) .*/\1/p' "$d"/drain.[1-4] | awk '{ s += $1 } END { print s }')"
 	deleting="$(sed -n 's/.* deleting=\([0-9]*\) .*/\1/p' "$d"/drain.[1-4] | awk '{ s += $1 } END { print s }')"
 	echo "sessions $sessions, of which $deleting deleted mail"
 	[ "$sessions" -ge 24 ]
-	[ "$deleting" -ge 20 ]
+	[ "$deleting" -ge 12 ]
 	[ "$(stat -c '%U:%G %a' "/var/mail/$U")" = "$U:mail 600" ]
 	[ ! -e "/var/mail/$U.lock" ]
 }
