@@ -31,7 +31,7 @@ BATS ?= bats
 PROG = pop3-handler
 OBJS = pop3-handler.o session.o client.o timing.o text.o authorization.o \
     root.o transaction.o auth.o maildrop.o mbox.o uidl.o cache.o commit.o journal.o \
-    mailfile.o output.o lines.o dotlock.o privsep.o sasl.o userstate.o proxy.o \
+    remap.o mailfile.o output.o lines.o dotlock.o privsep.o sasl.o userstate.o proxy.o \
     vusers.o
 
 all: $(PROG)
@@ -59,13 +59,15 @@ transaction.o: transaction.c params.h auth.h client.h maildrop.h output.h \
     session.h text.h timing.h transaction.h userstate.h
 auth.o: auth.c params.h auth.h
 maildrop.o: maildrop.c params.h cache.h commit.h journal.h lines.h maildrop.h \
-    mailfile.h mbox.h output.h userstate.h xxh3.h
+    mailfile.h mbox.h output.h remap.h userstate.h xxh3.h
 mbox.o: mbox.c params.h lines.h maildrop.h mbox.h output.h xxh3.h
 uidl.o: uidl.c params.h maildrop.h mbox.h output.h xxh3.h
 cache.o: cache.c params.h cache.h maildrop.h mailfile.h mbox.h output.h \
     userstate.h xxh3.h
 commit.o: commit.c params.h commit.h journal.h maildrop.h mailfile.h output.h \
-    userstate.h xxh3.h
+    remap.h userstate.h xxh3.h
+remap.o: remap.c params.h commit.h journal.h maildrop.h mailfile.h output.h \
+    remap.h userstate.h xxh3.h
 journal.o: journal.c params.h journal.h maildrop.h mailfile.h output.h \
     userstate.h xxh3.h
 mailfile.o: mailfile.c params.h dotlock.h maildrop.h mailfile.h output.h \

@@ -28,8 +28,9 @@
 #include "xxh3.h"
 
 /* 3: the scanner's M_NOEOH, which a cache of version 2 does not have.
- * 4: the unique-id scheme (-i) that made the table, and the UIDVALIDITY. */
-static const char cache_magic[8] = "P3CACHE4";
+ * 4: the unique-id scheme (-i) that made the table, and the UIDVALIDITY.
+ * 5: each message's from_id, in what were the high bits of its flags. */
+static const char cache_magic[8] = "P3CACHE5";
 
 /* The table follows the header in the file, and is read with it (cache_load). */
 _Static_assert(sizeof(struct cache_header) % _Alignof(struct message) == 0,

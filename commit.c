@@ -21,6 +21,7 @@
 #include "journal.h"
 #include "mailfile.h"
 #include "params.h"
+#include "remap.h"
 #include "userstate.h"
 
 /*
@@ -48,25 +49,37 @@ static int local_times(int fd)
 /*
  * When the file's ctime is older than the clock by the time it has been
  * read, any later change of the file gives it another (the kernel stamps a
- * change with at least that clock), so an unchanged ctime at QUIT proves the
- * file unchanged without reading it. A ctime as new as the clock could hide
- * a change in the same tick, and on a network file system the stamps come
- * from another clock: then QUIT reads and hashes it all, as it does
- * whenever the times have moved.
+ * change with at least that clock), so an unchanged ctime proves the file
+ * unchanged without reading it: at QUIT, and before each RETR and TOP
+ * (maildrop_fresh). A ctime as new as the clock could hide a change in the
+ * same tick, so under the locks, where nobody else changes the file, the
+ * clock is let pass it first: a tick at most (4 ms), and only after a change
+ * that recent. On a network file system the stamps come from another clock:
+ * then QUIT reads and hashes it all, as it does whenever the times have
+ * moved.
  */
 void commit_note_read(struct maildrop *md)
 {
-	struct timespec now;
+	struct timespec now, tick = { 0, 1000000 };
 	struct stat st;
+	int waits = 0;
 
 	md->quick = 0;
-	if (fstat(md->fd, &st) || st.st_size != md->length ||
-	    !local_times(md->fd) || clock_gettime(CLOCK_REALTIME_COARSE, &now))
+	if (fstat(md->fd, &st) || st.st_size < md->length)
 		return;
 	md->mtime = st.st_mtim;
 	md->ctime = st.st_ctim;
-	md->quick = now.tv_sec > st.st_ctim.tv_sec ||
-	    (now.tv_sec == st.st_ctim.tv_sec && now.tv_nsec > st.st_ctim.tv_nsec);
+	md->noted_size = st.st_size;
+	if (!local_times(md->fd))
+		return;
+	while (!clock_gettime(CLOCK_REALTIME_COARSE, &now)) {
+		md->quick = now.tv_sec > st.st_ctim.tv_sec ||
+		    (now.tv_sec == st.st_ctim.tv_sec &&
+		    now.tv_nsec > st.st_ctim.tv_nsec);
+		if (md->quick || ++waits > CTIME_WAITS)
+			break;
+		nanosleep(&tick, NULL);
+	}
 }
 
 static int same_time(const struct timespec *a, const struct timespec *b)
@@ -74,13 +87,18 @@ static int same_time(const struct timespec *a, const struct timespec *b)
 	return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
 }
 
+int commit_times_same(const struct maildrop *md, const struct stat *st)
+{
+	return st->st_dev == md->dev && st->st_ino == md->ino &&
+	    st->st_size == md->noted_size && same_time(&st->st_mtim,
+	    &md->mtime) && same_time(&st->st_ctim, &md->ctime);
+}
+
 /* Whether st shows the file exactly as commit_note_read saw it, and that
  * proves its bytes the ones read. */
 static int times_prove_same(const struct maildrop *md, const struct stat *st)
 {
-	return md->quick && st->st_dev == md->dev && st->st_ino == md->ino &&
-	    st->st_size == md->length && same_time(&st->st_mtim, &md->mtime) &&
-	    same_time(&st->st_ctim, &md->ctime);
+	return md->quick && commit_times_same(md, st);
 }
 
 /*
@@ -159,7 +177,7 @@ static long update_init(struct maildrop *md, struct update *u,
 	memset(u, 0, sizeof(*u));
 	u->first = md->count;
 	for (i = 0; i < md->count; i++)
-		if (md->msg[i].flags & M_DELETED) {
+		if ((md->msg[i].flags & (M_DELETED | M_GONE)) == M_DELETED) {
 			if (u->first == md->count)
 				u->first = i;
 			deleted++;
@@ -177,10 +195,21 @@ static long update_init(struct maildrop *md, struct update *u,
 	return deleted;
 }
 
+/* Where the kept bytes after message i end: at the next message still in
+ * the file, or at md->length. */
+static off_t next_from(const struct maildrop *md, size_t i)
+{
+	while (++i < md->count)
+		if (!(md->msg[i].flags & M_GONE))
+			return md->msg[i].from;
+	return md->length;
+}
+
 /*
  * The plan, under the locks: the proof that the file starts as it was read,
  * and the ranges to keep from the first deleted message on, with the mail
- * appended since. Returns 0, or -1 with *err set (logged).
+ * appended since. Returns 0, 1 when the file is not as it was read (to
+ * remap, and plan again), or -1 with *err set (logged).
  */
 static int plan(struct maildrop *md, struct update *u, const char **err)
 {
@@ -189,12 +218,11 @@ static int plan(struct maildrop *md, struct update *u, const char **err)
 	size_t i;
 
 	j->start = md->msg[u->first].from;
-	if (!starts_as_read(md, u->buf, j->start, &j->prefix) ||
-	    fstat(md->fd, &st)) {
-		syslog(LOG_ERR, "%s: UPDATE: changed by another program since "
-		    "it was read; nothing deleted", md->path);
-		*err = "[SYS/TEMP] Mailbox changed by another program, "
-		    "nothing deleted";
+	if (!starts_as_read(md, u->buf, j->start, &j->prefix))
+		return 1;
+	if (fstat(md->fd, &st)) {
+		syslog(LOG_ERR, "%s: UPDATE: fstat: %m", md->path);
+		*err = "[SYS/TEMP] Update failed";
 		return -1;
 	}
 	j->dev = st.st_dev;
@@ -203,12 +231,11 @@ static int plan(struct maildrop *md, struct update *u, const char **err)
 	j->new_end = j->start;
 	for (i = u->first; i <= md->count; i++) {
 		off_t from = i < md->count ? md->msg[i].from : md->length;
-		off_t to = i + 1 < md->count ? md->msg[i + 1].from :
-		    i < md->count ? md->length : st.st_size;
+		off_t to = i < md->count ? next_from(md, i) : st.st_size;
 		struct range *last = u->nr ? &u->r[u->nr - 1] : NULL;
 
 		if (to == from || (i < md->count &&
-		    (md->msg[i].flags & M_DELETED)))
+		    (md->msg[i].flags & (M_DELETED | M_GONE))))
 			continue;
 		if (last && last->off + last->len == from)
 			last->len += to - from;
@@ -274,6 +301,38 @@ static int write_update(struct maildrop *md, struct update *u,
 	return ret;
 }
 
+/*
+ * Under the locks: the plan, and when the file is not as it was read (a
+ * second session's QUIT, say), the table remapped onto it and the plan
+ * made again, for whatever of ours is still there. Returns the messages to
+ * delete (0: none left), or -1 with *err set.
+ */
+static long plan_remapped(struct maildrop *md, struct update *u,
+    long deleted, const char **err)
+{
+	int r = plan(md, u, err);
+
+	if (r == 1) {
+		if (remap_locked(md, u->buf) < 0) {
+			*err = "[SYS/TEMP] Mailbox changed by another "
+			    "program, nothing deleted";
+			return -1;
+		}
+		free(u->buf);
+		free(u->r);
+		if ((deleted = update_init(md, u, err)) <= 0)
+			return deleted;
+		if ((r = plan(md, u, err)) == 1) {
+			syslog(LOG_ERR, "%s: UPDATE: changed again while it "
+			    "was read; nothing deleted", md->path);
+			*err = "[SYS/TEMP] Mailbox changed by another "
+			    "program, nothing deleted";
+			return -1;
+		}
+	}
+	return r < 0 ? -1 : deleted;
+}
+
 long maildrop_commit(struct maildrop *md, const char **err)
 {
 	struct update u;
@@ -286,7 +345,8 @@ long maildrop_commit(struct maildrop *md, const char **err)
 		*err = "[SYS/TEMP] Cannot lock the maildrop, nothing deleted";
 		deleted = -1;
 	} else {
-		if (plan(md, &u, err) || write_update(md, &u, err))
+		deleted = plan_remapped(md, &u, deleted, err);
+		if (deleted > 0 && write_update(md, &u, err))
 			deleted = -1;
 		mailfile_unlock(md);
 	}

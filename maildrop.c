@@ -21,6 +21,7 @@
 #include "maildrop.h"
 #include "mbox.h"
 #include "params.h"
+#include "remap.h"
 #include "userstate.h"
 
 /*
@@ -72,14 +73,14 @@ static int open_checked(const char *path, uid_t uid, int mode,
 }
 
 /*
- * Scans the file from offset from (0, or the end of what the cache holds)
+ * maildrop_scan (remap.h): scans the file from offset from (0, or the end of what the cache holds)
  * to its end, a MAILBOX_CHUNK at a time through md->rbuf: new messages are
  * appended to md->msg, the bytes read make a new segment, and md->length
  * and md->ends_at_boundary are set (mbox_end). A scan that starts past 0
  * must find a From_ line there. Returns 0, or -1 with errno set (EINVAL:
  * not an mbox, or not a From_ line at from).
  */
-static int scan_file(struct maildrop *md, off_t from)
+int maildrop_scan(struct maildrop *md, off_t from)
 {
 	struct mbox_scan *s;
 	size_t have = 0;
@@ -172,7 +173,7 @@ static int read_table(struct maildrop *md, char *buf)
 		off_t from = md->length;
 		size_t cached = md->count;
 
-		if (!scan_file(md, from)) {
+		if (!maildrop_scan(md, from)) {
 			syslog(LOG_DEBUG, "%s: %zu messages from the cache, "
 			    "%lld bytes read", md->path, cached,
 			    (long long)(md->length - from));
@@ -186,7 +187,7 @@ static int read_table(struct maildrop *md, char *buf)
 	}
 	md->segs = 0;
 	md->validity = saved_validity(md);
-	if (scan_file(md, 0) || finish_table(md))
+	if (maildrop_scan(md, 0) || finish_table(md))
 		return -1;
 	return 1;
 }
@@ -339,7 +340,7 @@ int maildrop_read(struct maildrop *md, const char *path, const char *state,
 	}
 	md->segs = 0;
 	md->validity = saved_validity(md);
-	if (scan_file(md, 0) || finish_table(md)) {
+	if (maildrop_scan(md, 0) || finish_table(md)) {
 		*err = read_failed(path);
 		goto fail;
 	}

@@ -3,7 +3,8 @@
  * unique-ids; messages streamed out on request; deletions committed on QUIT.
  * What transaction.c calls, and the lister (-M, pop3-handler.c) its part of
  * it. Defined in maildrop.c, but maildrop_uidl and uidl_format_ok
- * (uidl.c), maildrop_commit (commit.c) and maildrop_tidy (journal.c).
+ * (uidl.c), maildrop_fresh (remap.c), maildrop_commit (commit.c) and
+ * maildrop_tidy (journal.c).
  */
 #ifndef POP3_MAILDROP_H
 #define POP3_MAILDROP_H
@@ -29,7 +30,10 @@ struct message {
 		uint32_t xuidl;		/* with M_XUIDL: the pool offset of
 					 * the X-UIDL value */
 	} uidl;
-	uint32_t flags;
+	uint16_t flags;
+	uint16_t from_id;	/* XXH3 of the From_ line, its low 16 bits:
+				 * what tells a message edited in place
+				 * from mail that came (remap.c) */
 };
 
 /* A stretch of the file, [previous end, end), and the XXH3 of its bytes. */
@@ -49,6 +53,8 @@ struct segment {
 /* Set by the session, never cached: */
 #define M_DELETED	0x01	/* DELE'd in this session */
 #define M_RETRIEVED	0x20	/* RETR'd in this session (EXPIRE 0) */
+#define M_GONE		0x80	/* removed by another client or program
+				 * since the session began (remap.c) */
 
 /* How unique-ids are made, for the whole session (-i; README "Unique-ids").
  * The scanner keeps in the table what the kind needs (its "table"): dovecot
@@ -107,7 +113,10 @@ struct maildrop {
 
 	/* The update (commit.c, journal.c). */
 	struct timespec mtime, ctime;	/* the file's, once read */
+	off_t noted_size;	/* its size then: md->length, or more when
+				 * mail came after the part remapped */
 	int quick;		/* their sameness at QUIT proves it unchanged */
+	unsigned remaps;	/* times the table was remapped (remap.c) */
 	int tidy;		/* a used journal waits for maildrop_tidy */
 };
 
@@ -145,6 +154,16 @@ struct message *maildrop_get(struct maildrop *md, unsigned long n);
  * then sends m from. */
 int maildrop_still(struct maildrop *md, const struct message *m);
 
+/* Makes the table describe the file as it is now, when another session or
+ * program rewrote it since it was read (remap.c): under the locks the file
+ * is read again and each message found in it by its content; one that is
+ * no longer there is marked M_GONE, mail that came meanwhile is kept out of
+ * the table. Returns 0 when the file had not changed, 1 when the table was
+ * remapped, -1 when it cannot be (a message edited in place, say), or -2
+ * when the locks are busy ("try again"): both with *err set ("[IN-USE]
+ * ...", "[SYS/TEMP] ...", logged) and the table as it was. */
+int maildrop_fresh(struct maildrop *md, const char **err);
+
 /* Writes the unique-id of m, NUL-terminated, into buf (MAX_UIDL + 1 bytes);
  * returns its length. */
 size_t maildrop_uidl(const struct maildrop *md, const struct message *m,
@@ -158,7 +177,9 @@ int maildrop_send(struct maildrop *md, const struct message *m, long long lines,
     struct output *out);
 
 /* Rewrites the mailbox without the messages marked M_DELETED, keeping any mail
- * appended since it was read, through the journal in the state directory.
+ * appended since it was read, through the journal in the state directory;
+ * a file another session rewrote meanwhile is remapped first
+ * (maildrop_fresh), and messages it removed are not deleted twice.
  * Returns the number of messages deleted, or -1 with *err set ("[SYS/TEMP]
  * ...", reason logged) and the file as it was, or with the journal left to
  * finish the update at the next open. */

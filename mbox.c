@@ -385,6 +385,7 @@ static int scan_piece(struct mbox_scan *s, off_t off, const char *p, size_t len,
 	if (s->in_from) {
 		XXH3_128bits_update(s->id, p, text);
 		if (done) {
+			s->cur.from_id = XXH3_128bits_digest(s->id).low64;
 			s->in_from = 0;
 			s->cur.data = s->next = off + len + lf;
 		}

@@ -111,6 +111,9 @@
 /* Opening the maildrop (locks, journal, cache, scan) ends the session after
  * the idle timeout (-t), but not before this many seconds. */
 #define OPEN_TIMEOUT_MIN	(2 * LOCK_TIMEOUT)
+/* Milliseconds to wait, at most, for the clock to pass the ctime of a file
+ * just changed (commit_note_read): a tick is 4 ms at HZ=250. */
+#define CTIME_WAITS		20
 
 /* APOP secrets file: longest line. */
 #define MAX_SECRET_LINE		1024

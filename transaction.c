@@ -29,9 +29,10 @@ static unsigned open_deadline(void)
 	    OPEN_TIMEOUT_MIN;
 }
 
-/* Finds the message an argument names; on failure says why in s->reply. */
+/* Finds the message an argument names; on failure says why in s->reply. A
+ * message another session removed (M_GONE) is found only when gone_ok. */
 static struct message *message_arg(struct session *s, const char *arg,
-    unsigned long *n)
+    unsigned long *n, int gone_ok)
 {
 	unsigned long long v;
 	struct message *m;
@@ -53,6 +54,11 @@ static struct message *message_arg(struct session *s, const char *arg,
 		reply(s, P_ERR, "Message %lu is deleted", *n);
 		return NULL;
 	}
+	if ((m->flags & M_GONE) && !gone_ok) {
+		reply(s, P_ERR, "Message %lu was removed by another session",
+		    *n);
+		return NULL;
+	}
 	return m;
 }
 
@@ -67,12 +73,44 @@ static long long msg_size(const struct session *s, const struct message *m)
 }
 
 /* The count and octets of the messages not marked deleted: those at login
- * less what del counts, every message marked since. */
+ * less what del counts, every message marked since, and less those that
+ * another session removed meanwhile. */
 static void totals(struct session *s, unsigned long *count,
     unsigned long long *octets)
 {
+	unsigned long n;
+
 	*count = s->md.visible - s->del.count;
 	*octets = s->octets - s->del.octets;
+	if (!s->md.remaps)
+		return;
+	for (n = 1; n <= s->md.visible; n++) {
+		struct message *m = maildrop_get(&s->md, n);
+
+		if ((m->flags & (M_GONE | M_DELETED)) == M_GONE) {
+			(*count)--;
+			*octets -= msg_size(s, m);
+		}
+	}
+}
+
+/*
+ * Before a command that reports on the file or reads from it: the table
+ * remapped if another session or program rewrote the file meanwhile
+ * (maildrop_fresh). Returns P_OK, or the reply that ends the command: busy
+ * locks are an -ERR to try again after, a change that cannot be followed
+ * ends the session, since the table no longer describes the file.
+ */
+static enum result fresh(struct session *s)
+{
+	const char *err;
+	int r = maildrop_fresh(&s->md, &err);
+
+	if (r == -2)
+		return reply(s, P_ERR, "%s", err);
+	if (r < 0)
+		return reply(s, P_CLOSE, "%s", err);
+	return P_OK;
 }
 
 /*
@@ -219,8 +257,12 @@ enum result cmd_stat(struct session *s, char *arg)
 	unsigned long count;
 	unsigned long long octets;
 
+	enum result r;
+
 	if (arg)
 		return bad_input(s, "Syntax error");
+	if ((r = fresh(s)) != P_OK)
+		return r;
 	totals(s, &count, &octets);
 	return reply(s, P_OK, "%lu %llu", count, octets);
 }
@@ -235,7 +277,7 @@ static int body_scan_listing(struct session *s, int uidl)
 	for (i = 1; i <= s->md.visible; i++) {
 		struct message *m = maildrop_get(&s->md, i);
 
-		if (m->flags & M_DELETED)
+		if (m->flags & (M_DELETED | M_GONE))
 			continue;
 		if (uidl) {
 			maildrop_uidl(&s->md, m, uid);
@@ -264,9 +306,12 @@ enum result cmd_list(struct session *s, char *arg)
 	unsigned long n, count;
 	unsigned long long octets;
 	struct message *m;
+	enum result r;
 
+	if ((r = fresh(s)) != P_OK)
+		return r;
 	if (arg) {
-		if (!(m = message_arg(s, arg, &n)))
+		if (!(m = message_arg(s, arg, &n, 0)))
 			return P_ERR;
 		return reply(s, P_OK, "%lu %lld", n, msg_size(s, m));
 	}
@@ -281,9 +326,12 @@ enum result cmd_uidl(struct session *s, char *arg)
 	char uid[MAX_UIDL + 1];
 	unsigned long n;
 	struct message *m;
+	enum result r;
 
+	if ((r = fresh(s)) != P_OK)
+		return r;
 	if (arg) {
-		if (!(m = message_arg(s, arg, &n)))
+		if (!(m = message_arg(s, arg, &n, 0)))
 			return P_ERR;
 		maildrop_uidl(&s->md, m, uid);
 		return reply(s, P_OK, "%lu %s", n, uid);
@@ -308,9 +356,10 @@ static int body_message(struct session *s)
 }
 
 /*
- * Another program rewrote the mailbox during the session (without holding
- * the maildrop, as a second session may): the table no longer describes the
- * file, so nothing more is sent from it and nothing is deleted.
+ * The file no longer has m's From_ line where the remapped table says,
+ * though its times did not move (a network file system's clock, say): the
+ * table no longer describes the file, so nothing more is sent from it and
+ * nothing is deleted.
  */
 static enum result changed(struct session *s)
 {
@@ -321,8 +370,11 @@ static enum result changed(struct session *s)
 enum result cmd_retr(struct session *s, char *arg)
 {
 	unsigned long n;
+	enum result r;
 
-	if (!(s->msg = message_arg(s, arg, &n)))
+	if ((r = fresh(s)) != P_OK)
+		return r;
+	if (!(s->msg = message_arg(s, arg, &n, 0)))
 		return P_ERR;
 	if (!maildrop_still(&s->md, s->msg))
 		return changed(s);
@@ -340,11 +392,14 @@ enum result cmd_top(struct session *s, char *arg)
 	char *count = arg ? strchr(arg, ' ') : NULL;
 	unsigned long long lines;
 	unsigned long n;
+	enum result r;
 
 	if (!count)
 		return bad_input(s, "Syntax error");
 	*count++ = '\0';
-	if (!(s->msg = message_arg(s, arg, &n)))
+	if ((r = fresh(s)) != P_OK)
+		return r;
+	if (!(s->msg = message_arg(s, arg, &n, 0)))
 		return P_ERR;
 	if (parse_number(count, LLONG_MAX, &lines))
 		return bad_input(s, "Invalid line count");
@@ -356,12 +411,14 @@ enum result cmd_top(struct session *s, char *arg)
 	return reply(s, P_OK, "Top of message %lu follows", n);
 }
 
+/* DELE of a message that another session removed meanwhile succeeds: it is
+ * gone, as the client wants, and QUIT has nothing to do for it. */
 enum result cmd_dele(struct session *s, char *arg)
 {
 	struct message *m;
 	unsigned long n;
 
-	if (!(m = message_arg(s, arg, &n)))
+	if (!(m = message_arg(s, arg, &n, 1)))
 		return P_ERR;
 	m->flags |= M_DELETED;
 	s->del.count++;
