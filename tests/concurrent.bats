@@ -1,0 +1,135 @@
+#!/usr/bin/env bats
+# Two sessions of one user at once (README "Two clients at once"): a phone
+# and a desktop that poll one mailbox, each deleting what it downloaded. The
+# second QUIT, or a RETR after the first QUIT, finds the file rewritten; the
+# session reads it again, finds its messages by what they are, and goes on.
+# tests/twosessions.py drives two real handler processes through each
+# interleaving and checks every message sent against the mailbox at login.
+
+load helpers
+load drive
+
+setup() {
+	pop3_setup
+	GEN="$BATS_TEST_DIRNAME/gen-mbox.py"
+	python3 "$GEN" --count 40 --seed 1515 > "$T/mail/alice"
+	chmod 600 "$T/mail/alice"
+	cp "$T/mail/alice" "$T/alice.orig"
+	pop3_own
+}
+
+teardown() {
+	pop3_teardown
+}
+
+# two SCENARIO [APPEND]: runs the scenario (tests/twosessions.py), with the
+# sessions' logs in $T/err.
+two() {
+	run python3 "$BATS_TEST_DIRNAME/twosessions.py" "$1" "$T/alice.orig" "${2:--}" "$T/err" -- \
+		env LD_PRELOAD="$PAM_WRAPPER_LIB" PAM_WRAPPER=1 \
+		PAM_WRAPPER_SERVICE_DIR="$T/pam.d" \
+		"${RUNAS[@]}" "$HANDLER" -d -m "$T/mail/%u" -D "$T/state/%u"
+	echo "$output"
+}
+
+# left_without LIST: the mailbox is the one at login without those messages.
+left_without() {
+	python3 "$GEN" --count 40 --seed 1515 --omit "$1" > "$T/expected"
+	cmp "$T/expected" "$T/mail/alice"
+}
+
+@test "the other session's QUIT before our RETR: 1-10 are gone from UIDL and RETR, 11-20 are sent as they were and deleted" {
+	two before-retr
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok A=20 B=30" ]
+	left_without "$(seq -s, 1 20)"
+	grep -q 'read again, 10 messages gone, 0 bytes of new mail' "$T/err"
+}
+
+@test "the other session's QUIT between our DELEs and our QUIT: both sets are deleted" {
+	two before-quit
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok A=20 B=30" ]
+	left_without "$(seq -s, 1 20)"
+}
+
+@test "both QUITs at once: the locks order them, the second remaps, both sets are deleted" {
+	two same-quit
+	[ "$status" -eq 0 ]
+	[[ "$output" == "ok A=20 B=30" || "$output" == "ok A=30 B=20" ]]
+	left_without "$(seq -s, 1 20)"
+}
+
+@test "both sessions delete the same messages: the second QUIT succeeds and deletes nothing twice" {
+	two same-messages
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok A=30 B=30" ]
+	left_without "$(seq -s, 1 10)"
+}
+
+@test "the issue's table: 1-10 by one session, 11-20 by another half a second later, at once: both +OK, 20 left" {
+	two half-second
+	[ "$status" -eq 0 ]
+	[[ "$output" == "ok A=30 B=20" || "$output" == "ok A=20 B=30" ]]
+	left_without "$(seq -s, 1 20)"
+}
+
+@test "mail delivered between the other QUIT and ours is kept, and not shown to this session" {
+	new='From zed@example.org Tue Jan  2 00:00:00 2024\nFrom: Zed <zed@example.org>\nMessage-ID: <new@example.org>\n\nnew mail\n\n'
+	two arrival "printf '$new' | dotlockfile -l -p -r 3 -P '$T/mail/alice.lock' sh -c 'cat >> \"$T/mail/alice\"'"
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok A=20 B=30" ]
+	{ python3 "$GEN" --count 40 --seed 1515 --omit "$(seq -s, 1 20)"; printf "$new"; } > "$T/expected"
+	cmp "$T/expected" "$T/mail/alice"
+	grep -q 'read again, 10 messages gone, 115 bytes of new mail kept' "$T/err"
+}
+
+@test "a message edited in place by another program while a session reads: RETR after it ends the session [SYS/TEMP], nothing deleted" {
+	python3 - "$T/alice.orig" "$T/edited" <<-'EOF'
+	import re, sys
+	d = open(sys.argv[1], "rb").read()
+	starts = [m.start() for m in re.finditer(rb"(?:\A|(?<=\n\n))From ", d)]
+	i = d.index(b"\n\n", starts[9]) + 2
+	d = d[:i] + b"edited " + d[i:]
+	open(sys.argv[2], "wb").write(d)
+	EOF
+	transcript <<-'EOF'
+	S: +OK pop3-handler ready
+	C: USER alice
+	S: +OK Send PASS
+	C: PASS secret
+	S* +OK maildrop has 40 messages *
+	C: DELE 1
+	S: +OK Message 1 deleted
+	! locked_rewrite "$T/mail/alice" < "$T/edited"
+	C: RETR 12
+	S: -ERR [SYS/TEMP] Maildrop changed by another program; log in again
+	EOF
+	cmp "$T/edited" "$T/mail/alice"
+	grep -q 'cannot be followed' "$T/err"
+}
+
+@test "the last message edited in place (its From_ line kept) is caught too, not taken for new mail" {
+	python3 - "$T/alice.orig" "$T/edited" <<-'EOF'
+	import re, sys
+	d = open(sys.argv[1], "rb").read()
+	starts = [m.start() for m in re.finditer(rb"(?:\A|(?<=\n\n))From ", d)]
+	i = d.index(b"\n\n", starts[39]) + 2
+	d = d[:i] + b"edited " + d[i:]
+	open(sys.argv[2], "wb").write(d)
+	EOF
+	transcript <<-'EOF'
+	S: +OK pop3-handler ready
+	C: USER alice
+	S: +OK Send PASS
+	C: PASS secret
+	S* +OK maildrop has 40 messages *
+	C: DELE 1
+	S: +OK Message 1 deleted
+	! locked_rewrite "$T/mail/alice" < "$T/edited"
+	C: QUIT
+	S: -ERR [SYS/TEMP] Mailbox changed by another program, nothing deleted
+	EOF
+	cmp "$T/edited" "$T/mail/alice"
+	grep -q 'was edited in place' "$T/err"
+}
