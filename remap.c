@@ -99,7 +99,9 @@ static size_t index_find(const struct index *x, size_t from,
 	return best;
 }
 
-/* The old message that started at offset off, or NONE. */
+/* The old message, not gone before, that started at offset off, or NONE.
+ * The table is in file order: a message gone before sits, empty, where the
+ * next one starts (take). */
 static size_t old_at(const struct maildrop *md, off_t off)
 {
 	size_t lo = 0, hi = md->count;
@@ -112,7 +114,10 @@ static size_t old_at(const struct maildrop *md, off_t off)
 		else
 			hi = mid;
 	}
-	return lo < md->count && md->msg[lo].from == off ? lo : NONE;
+	for (; lo < md->count && md->msg[lo].from == off; lo++)
+		if (!(md->msg[lo].flags & M_GONE))
+			return lo;
+	return NONE;
 }
 
 /*
@@ -185,26 +190,30 @@ static int match(const struct maildrop *md, const struct maildrop *new,
 }
 
 /* The new table's offsets on the old entries that were found, M_GONE on
- * the rest, and what the table was made from: the file up to cut. Returns
- * the messages found gone. */
+ * the rest (empty, where the next one starts, so that the table stays in
+ * file order), and what the table was made from: the file up to cut.
+ * Returns the messages found gone. */
 static size_t take(struct maildrop *md, const struct maildrop *new,
     const size_t *to, off_t cut, uint64_t cut_digest)
 {
 	size_t i, gone = 0;
+	off_t next = cut;
 
-	for (i = 0; i < md->count; i++) {
+	for (i = md->count; i-- > 0;) {
 		struct message *m = &md->msg[i];
 
-		if (m->flags & M_GONE)
-			continue;
-		if (to[i] == NONE) {
-			m->flags |= M_GONE;
-			gone++;
+		if (to[i] != NONE) {
+			m->from = new->msg[to[i]].from;
+			m->data = new->msg[to[i]].data;
+			m->end = new->msg[to[i]].end;
+			next = m->from;
 			continue;
 		}
-		m->from = new->msg[to[i]].from;
-		m->data = new->msg[to[i]].data;
-		m->end = new->msg[to[i]].end;
+		if (!(m->flags & M_GONE)) {
+			m->flags |= M_GONE;
+			gone++;
+		}
+		m->from = m->data = m->end = next;
 	}
 	md->length = cut;
 	if (cut == new->length) {

@@ -256,7 +256,6 @@ enum result cmd_stat(struct session *s, char *arg)
 {
 	unsigned long count;
 	unsigned long long octets;
-
 	enum result r;
 
 	if (arg)

@@ -133,3 +133,11 @@ left_without() {
 	cmp "$T/edited" "$T/mail/alice"
 	grep -q 'was edited in place' "$T/err"
 }
+
+@test "two other sessions' QUITs during one session: two remaps, numbers and ids still those of login" {
+	two twice
+	[ "$status" -eq 0 ]
+	[ "$output" = "ok A=20 B=35 C=30" ]
+	left_without "$(seq -s, 1 20)"
+	[ "$(grep -c 'read again, 5 messages gone' "$T/err")" -eq 2 ]
+}

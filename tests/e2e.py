@@ -41,11 +41,17 @@
         DIR/1..DIR/N for an MDA to deliver, each with the unique Message-ID
         <TAG.I@concurrent.test> and a body of varied length.
 
-    e2e.py drain HOST PORT USER PASSFILE SRCDIR OUT STOPFILE MINSESSIONS
+    e2e.py union {exact|lf|fetchmail} EXPECTDIR GOTDIR...
+        Clients that fetched from one mailbox at once: every expected
+        message is in at least one GOTDIR, and every numbered file there is
+        one of them, after the client's normalization.
+
+    e2e.py drain HOST PORT USER PASSFILE SRCDIR OUT STOPFILE MINSESSIONS [PART PARTS]
         Runs sessions one after another until STOPFILE exists and at least
-        MINSESSIONS have run. Each logs in, RETRs every message, checks it
-        byte for byte against the SRCDIR file its Message-ID names, DELEs
-        them all and QUITs. When QUIT says +OK, the Message-IDs it deleted
+        MINSESSIONS have run. Each logs in, RETRs every message (with PART
+        and PARTS: those whose UIDL's SHA-1 is PART modulo PARTS, one
+        client's share), checks it byte for byte against the SRCDIR file
+        its Message-ID names, DELEs them all and QUITs. When QUIT says +OK, the Message-IDs it deleted
         are appended to OUT, one a line. Prints one summary line: sessions
         run, QUITs answered +OK (committed), those that deleted mail
         (deleting), messages deleted, logins refused, sessions cut off
@@ -66,6 +72,7 @@ A failure prints what differs and exits 1.
 """
 
 import fcntl
+import hashlib
 import os
 import poplib
 import random
@@ -130,6 +137,32 @@ def message_id(msg):
         if line.lower().startswith(b"message-id:"):
             return line.strip()
     return None
+
+
+def union(mode, expdir, gotdirs):
+    """Two clients that fetched from one mailbox at once: every expected
+    message stored by at least one of them, and every file they stored one
+    of the expected messages, intact."""
+    exp = {normalize(mode, e) for e in expected(expdir)}
+    seen, bad, stored = set(), 0, 0
+    for d in gotdirs:
+        for n in sorted(os.listdir(d)):
+            if not n.isdigit():
+                continue
+            stored += 1
+            g = load(os.path.join(d, n))
+            if mode == "fetchmail":
+                g = unfetchmail(g)
+            if g not in exp:
+                print("%s/%s: not one of the messages (%r)" % (d, n, message_id(g)))
+                bad += 1
+            seen.add(g)
+    for e in exp - seen:
+        print("lost: %r" % message_id(e))
+        bad += 1
+    print("%d messages, %d stored by the clients in all, %d problems"
+          % (len(exp), stored, bad))
+    return 1 if bad else 0
 
 
 def compare_unordered(mode, expdir, gotdir):
@@ -356,8 +389,10 @@ def source_by_mid(srcdir):
     return out
 
 
-def drain(host, port, user, passfile, srcdir, out, stopfile, minsessions):
+def drain(host, port, user, passfile, srcdir, out, stopfile, minsessions,
+          part="0", parts="1"):
     src = source_by_mid(srcdir)
+    part, parts = int(part), int(parts)
     with open(passfile) as f:
         pw = f.read().strip()
     sessions = committed = deleting = deleted = refused = aborted = failed = 0
@@ -375,8 +410,11 @@ def drain(host, port, user, passfile, srcdir, out, stopfile, minsessions):
             continue
         mids = []
         try:
-            n, _ = p.stat()
-            for i in range(1, n + 1):
+            # This client's share: the messages whose unique-id hashes to
+            # part, so that no two clients fetch one message.
+            mine = [int(l.split()[0]) for l in p.uidl()[1]
+                    if int(hashlib.sha1(l.split()[1]).hexdigest(), 16) % parts == part]
+            for i in mine:
                 _, lines, _ = p.retr(i)
                 got = b"".join(l + b"\r\n" for l in lines)
                 m = MID_RE.search(got)
@@ -481,6 +519,8 @@ def concurrent_check(srcdir, spool, outs):
 def main(argv):
     if len(argv) == 5 and argv[1] == "compare":
         return compare(argv[2], argv[3], argv[4])
+    if len(argv) >= 5 and argv[1] == "union":
+        return union(argv[2], argv[3], argv[4:])
     if len(argv) == 6 and argv[1] == "compare" and argv[5] == "--unordered":
         return compare_unordered(argv[2], argv[3], argv[4])
     if len(argv) == 7 and argv[1] == "poplib":
@@ -495,7 +535,7 @@ def main(argv):
         return stls_refuse(*argv[2:])
     if len(argv) == 5 and argv[1] == "mkmsgs":
         return mkmsgs(*argv[2:])
-    if len(argv) == 10 and argv[1] == "drain":
+    if len(argv) in (10, 12) and argv[1] == "drain":
         return drain(*argv[2:])
     if len(argv) >= 4 and argv[1] == "append":
         return append(argv[2], argv[3:])

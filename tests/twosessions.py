@@ -21,6 +21,9 @@ session logs in as alice/secret. Scenarios:
                     and deletes 11-20, each RETR then DELE, then QUIT, both
                     running at once (0.1 s between messages, so that B
                     logs in before A quits and both number from ORIG)
+  twice             B deletes 1-5 and quits, A looks; another B deletes
+                    6-10 and quits; A deletes 11-20 (two remaps in one
+                    session)
   arrival           B deletes 1-10 and quits, then APPEND delivers; A
                     deletes 11-20, sees none of the new mail, and quits
 
@@ -98,18 +101,18 @@ class Session:
         self.p.wait(10)
 
 
-def take(s, orig, numbers, errors, pace=0):
-    """RETR each message, check it against ORIG, DELE it; pace seconds
-    between messages."""
+def take(s, orig, numbers, errors, pace=0, shift=0):
+    """RETR each message, check it against ORIG (message n of this session
+    being ORIG's n + shift), DELE it; pace seconds between messages."""
     for n in numbers:
         time.sleep(pace)
         first, lines = s.multi("RETR %d" % n)
         if lines is None:
             errors.append("%s: RETR %d: %r" % (s.name, n, first))
             continue
-        if lines != orig[n - 1]:
+        if lines != orig[n - 1 + shift]:
             errors.append("%s: RETR %d sent other bytes than message %d"
-                          % (s.name, n, n))
+                          % (s.name, n, n + shift))
         r = s.cmd("DELE %d" % n)
         if not r.startswith(b"+OK"):
             errors.append("%s: DELE %d: %r" % (s.name, n, r))
@@ -162,6 +165,20 @@ def main(argv):
             r = a.cmd("STAT")
             if not r.startswith(b"+OK %d " % (len(orig) - 20)):
                 errors.append("A: STAT after the delivery: %r" % r)
+        quit(a, errors, left)
+    elif scenario == "twice":
+        b = Session("B", command, log)
+        b.login()
+        take(b, orig, list(range(1, 6)), errors)
+        quit(b, errors, left)
+        b.close()
+        check_gone(a, list(range(1, 6)), errors)
+        b = Session("C", command, log)
+        b.login()
+        take(b, orig, list(range(1, 6)), errors, shift=5)
+        quit(b, errors, left)
+        check_gone(a, first, errors)
+        take(a, orig, second, errors)
         quit(a, errors, left)
     elif scenario == "before-quit":
         take(a, orig, first, errors)
