@@ -295,6 +295,9 @@ static int write_update(struct maildrop *md, struct update *u,
 		sigprocmask(SIG_SETMASK, &saved, NULL);
 		return -1;
 	}
+	if (!ret && md->state >= 0)
+		userstate_set_update_end(md->state, md->dev, md->ino,
+		    j->new_end);
 	if (md->tidy && ending_signal())
 		maildrop_tidy(md);	/* what the reply was to wait for */
 	sigprocmask(SIG_SETMASK, &saved, NULL);

@@ -62,6 +62,9 @@
 /* -i dovecot, uw: the mailbox's UIDVALIDITY, kept for when the message that
  * carried it (X-IMAPbase in the first one) has been deleted. */
 #define UIDVALIDITY_FILE	"uidvalidity"
+/* Where the last UPDATE left the mailbox's end, so that another session's
+ * remap knows mail after it for new mail (remap.c). */
+#define UPDATE_END_FILE		"update-end"
 
 /* PROXY protocol (-X): a v1 line is at most 107 octets with its CRLF (the
  * spec's bound); a v2 header at most 16 + 1008 octets, addresses and TLVs,

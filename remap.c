@@ -123,15 +123,20 @@ static size_t old_at(const struct maildrop *md, off_t off)
 /*
  * Whether the mail after the messages found is a message of ours edited in
  * place (or cut short) rather than mail that came: it starts where one that
- * is gone now started, with the same From_ line. Logged.
+ * is gone now started, with the same From_ line. Mail after where another
+ * session's UPDATE since our read left the end (fence, or -1) came after
+ * it: none of ours is there. Logged.
  */
 static int edited(const struct maildrop *md, const struct maildrop *new,
-    const size_t *to, size_t tail)
+    const size_t *to, size_t tail, off_t fence)
 {
 	size_t i, j;
 
 	for (j = tail; j < new->count; j++) {
 		const struct message *b = &new->msg[j];
+
+		if (fence >= 0 && b->from >= fence)
+			break;
 
 		i = old_at(md, b->from);
 		if (i != NONE && to[i] == NONE &&
@@ -156,6 +161,7 @@ static int edited(const struct maildrop *md, const struct maildrop *new,
 static int match(const struct maildrop *md, const struct maildrop *new,
     size_t *to, off_t *cut)
 {
+	off_t fence;
 	struct index x;
 	size_t i, j, next = 0, tail = NONE;
 
@@ -183,7 +189,10 @@ static int match(const struct maildrop *md, const struct maildrop *new,
 		next = i + 1;
 	}
 	free(x.slot);
-	if (tail != NONE && edited(md, new, to, tail))
+	if (md->state < 0 || !userstate_update_end(md->state, md->dev,
+	    md->ino, &md->ctime, &fence))
+		fence = -1;
+	if (tail != NONE && edited(md, new, to, tail, fence))
 		return -1;
 	*cut = tail == NONE ? new->length : new->msg[tail].from;
 	return 0;

@@ -175,3 +175,47 @@ int userstate_set_validity(int dir, uint32_t v)
 	close(fd);
 	return 0;
 }
+
+void userstate_set_update_end(int dir, dev_t dev, ino_t ino, off_t end)
+{
+	static const char tmp[] = UPDATE_END_FILE ".new";
+	char buf[80];
+	int fd, len = snprintf(buf, sizeof(buf), "%llu %llu %lld\n",
+	    (unsigned long long)dev, (unsigned long long)ino, (long long)end);
+
+	unlinkat(dir, tmp, 0);
+	fd = userstate_file(dir, tmp, O_WRONLY | O_CREAT | O_EXCL);
+	if (fd < 0 || write(fd, buf, len) != len ||
+	    renameat(dir, tmp, dir, UPDATE_END_FILE)) {
+		syslog(LOG_ERR, "state file " UPDATE_END_FILE ": %m");
+		unlinkat(dir, tmp, 0);
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
+int userstate_update_end(int dir, dev_t dev, ino_t ino,
+    const struct timespec *after, off_t *end)
+{
+	char buf[80];
+	unsigned long long d, i;
+	long long e;
+	struct stat st;
+	ssize_t n;
+	int fd = userstate_file(dir, UPDATE_END_FILE, O_RDONLY);
+
+	if (fd < 0)
+		return 0;
+	n = fstat(fd, &st) ? -1 : read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	if (sscanf(buf, "%llu %llu %lld", &d, &i, &e) != 3 || d != dev ||
+	    i != ino || e < 0 || (st.st_mtim.tv_sec < after->tv_sec ||
+	    (st.st_mtim.tv_sec == after->tv_sec &&
+	    st.st_mtim.tv_nsec <= after->tv_nsec)))
+		return 0;
+	*end = e;
+	return 1;
+}

@@ -141,3 +141,31 @@ left_without() {
 	left_without "$(seq -s, 1 20)"
 	[ "$(grep -c 'read again, 5 messages gone' "$T/err")" -eq 2 ]
 }
+
+@test "mail delivered where the other session cut off the last message, with its very From_ line, is new mail, not an edit" {
+	python3 - "$T/alice.orig" "$T/new" <<-'EOF'
+	import re, sys
+	d = open(sys.argv[1], "rb").read()
+	starts = [m.start() for m in re.finditer(rb"(?:\A|(?<=\n\n))From ", d)]
+	line = d[starts[39]:d.index(b"\n", starts[39]) + 1]
+	open(sys.argv[2], "wb").write(line + b"From: Zed <zed@example.org>\nMessage-ID: <same-second@example.org>\n\nnew mail\n\n")
+	EOF
+	printf '%s\r\n' "USER alice" "PASS secret" "DELE 40" QUIT > "$T/in2"
+	transcript <<-EOF
+	S: +OK pop3-handler ready
+	C: USER alice
+	S: +OK Send PASS
+	C: PASS secret
+	S* +OK maildrop has 40 messages *
+	! env LD_PRELOAD="$PAM_WRAPPER_LIB" PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR="$T/pam.d" ${RUNAS[*]} "$HANDLER" -m "$T/mail/%u" -D "$T/state/%u" < "$T/in2" > "$T/out2"
+	! locked_append "$T/mail/alice" < "$T/new"
+	C: STAT
+	S* +OK 39 *
+	C: DELE 1
+	S: +OK Message 1 deleted
+	C: QUIT
+	S: +OK pop3-handler signing off (38 messages left)
+	EOF
+	{ python3 "$GEN" --count 40 --seed 1515 --omit 1,40; cat "$T/new"; } > "$T/expected"
+	cmp "$T/expected" "$T/mail/alice"
+}

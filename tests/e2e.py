@@ -442,8 +442,10 @@ def drain(host, port, user, passfile, srcdir, out, stopfile, minsessions,
         deleted += len(mids)
         with open(out, "ab") as f:
             f.write(b"".join(m + b"\n" for m in mids))
-        # A pause between sessions leaves the MDA a chance at the locks.
-        time.sleep(random.uniform(0.05, 0.2))
+        # A pause between sessions, as between polls: it leaves the MDA a
+        # chance at the locks (procmail retries a busy dotlock a second
+        # later).
+        time.sleep(random.uniform(0.3, 0.8))
     print("sessions=%d committed=%d deleting=%d deleted=%d refused=%d aborted=%d quit-failed=%d"
           % (sessions, committed, deleting, deleted, refused, aborted, failed))
     return 0
