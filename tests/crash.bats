@@ -147,7 +147,7 @@ verdict() {
 		*) echo "kill at $p left a damaged mailbox"; false ;;
 		esac
 		# Nothing of the journal is left behind.
-		[ -z "$(ls -A "$T/state/alice" | grep -vx cache)" ] || { echo "after $p:"; ls -la "$T/state/alice"; false; }
+		[ -z "$(left_over "$T/state/alice")" ] || { echo "after $p:"; ls -la "$T/state/alice"; false; }
 	done
 	echo "# SIGKILL at ${#points[@]} instants: $orig left the old mailbox, $final the new one, 0 damaged" >&3
 	[ "$final" -gt 0 ]
@@ -185,7 +185,7 @@ verdict() {
 	[[ "${lines[-1]}" == "-ERR [SYS/TEMP] "* ]]
 	grep -q 'No space left on device' "$T/err"
 	cmp "$T/alice.orig" "$T/mail/alice"
-	[ -z "$(ls -A "$T/state/alice" | grep -vx cache)" ]
+	[ -z "$(left_over "$T/state/alice")" ]
 }
 
 @test "a file size limit (RLIMIT_FSIZE) during QUIT answers -ERR [SYS/TEMP] and leaves the mailbox as it was" {

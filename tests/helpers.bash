@@ -83,6 +83,12 @@ pop3_session() {
 	pop3_run "${opts[@]}"
 }
 
+# left_over DIR: what of an update is left in the state directory DIR, one
+# name a line: all but the cache and the update-end fence, which stay.
+left_over() {
+	ls -A "$1" | grep -vx 'cache\|update-end' || true
+}
+
 # Writes an mbox for user $1 from stdin.
 mbox() {
 	cat > "$T/mail/$1"

@@ -132,7 +132,7 @@ now() { date +%s%N; }
 			"$HANDLER" -m "$T/mail/%u" -D "$T/state/%u" < "$T/in" > "$T/out" 2>&1 || status=$?
 		# the signal arrived in the middle of the update, which finished first
 		cmp "$T/expected" "$T/mail/alice"
-		[ -z "$(ls -A "$T/state/alice" | grep -vx cache)" ]
+		[ -z "$(left_over "$T/state/alice")" ]
 	done
 }
 
