@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "cache.h"
+#include "commit.h"
 #include "mailfile.h"
 #include "mbox.h"
 #include "params.h"
@@ -29,8 +30,9 @@
 
 /* 3: the scanner's M_NOEOH, which a cache of version 2 does not have.
  * 4: the unique-id scheme (-i) that made the table, and the UIDVALIDITY.
- * 5: each message's from_id, in what were the high bits of its flags. */
-static const char cache_magic[8] = "P3CACHE5";
+ * 5: each message's from_id, in what were the high bits of its flags.
+ * 6: M_DEMOTED, which tells whether a table after an UPDATE is a scan's. */
+static const char cache_magic[8] = "P3CACHE6";
 
 /* The table follows the header in the file, and is read with it (cache_load). */
 _Static_assert(sizeof(struct cache_header) % _Alignof(struct message) == 0,
@@ -125,7 +127,7 @@ int cache_load(struct maildrop *md, const struct stat *st, char *buf)
 
 	if (md->state < 0)
 		return -1;
-	if ((fd = userstate_file(md->state, "cache", O_RDONLY)) < 0) {
+	if ((fd = userstate_file(md->state, CACHE_FILE, O_RDONLY)) < 0) {
 		if (errno != ENOENT)
 			syslog(LOG_NOTICE, "%s: cache not used: %s", md->path,
 			    errno == EINVAL ? "not a regular file of the user's "
@@ -209,18 +211,24 @@ void cache_write(struct maildrop *md, char *buf)
 	c.mtime_nsec = st.st_mtim.tv_nsec;
 	c.count = md->count;
 	c.pool_len = md->pool_len;
-	if (st.st_size != md->length || cache_probes(md, &c, buf))
-		goto out;	/* it grew after we read it: next time */
+	/* Grown or rewritten after we read it (the locks are gone): the
+	 * probes would be of another file's bytes. Next time. */
+	if (st.st_size != md->length || !commit_times_same(md, &st))
+		goto out;
+	if (cache_probes(md, &c, buf)) {
+		syslog(LOG_INFO, "%s: cannot write the cache: %m", md->path);
+		goto out;
+	}
 	if (!(c.check = cache_check(&c, md->msg, msgs, md->pool, md->pool_len)))
 		goto out;
 	/* Two sessions writing at once make a cache that fails its check. */
-	snprintf(tmp, sizeof(tmp), "cache.new");
+	snprintf(tmp, sizeof(tmp), CACHE_FILE ".new");
 	unlinkat(md->state, tmp, 0);	/* whatever it is: a new file */
 	fd = userstate_file(md->state, tmp, O_WRONLY | O_CREAT | O_EXCL);
 	if (fd < 0 || mailfile_write(fd, (char *)&c, sizeof(c), 0) ||
 	    mailfile_write(fd, (char *)md->msg, msgs, sizeof(c)) ||
 	    mailfile_write(fd, md->pool, md->pool_len, sizeof(c) + msgs) ||
-	    renameat(md->state, tmp, md->state, "cache")) {
+	    renameat(md->state, tmp, md->state, CACHE_FILE)) {
 		syslog(LOG_INFO, "%s: cannot write the cache: %m", md->path);
 		unlinkat(md->state, tmp, 0);
 	}

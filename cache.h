@@ -10,6 +10,8 @@
 
 #include "maildrop.h"
 
+#define CACHE_FILE	"cache"		/* in the state directory */
+
 /* The cache file's header; the message table and the X-UIDL pool follow it.
  * Here for fuzz/fuzz-cache.c, which forges caches. */
 struct cache_header {

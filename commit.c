@@ -17,8 +17,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cache.h"
 #include "commit.h"
 #include "journal.h"
+#include "mbox.h"
 #include "mailfile.h"
 #include "params.h"
 #include "remap.h"
@@ -246,6 +248,78 @@ static int plan(struct maildrop *md, struct update *u, const char **err)
 	return 0;
 }
 
+/*
+ * After an UPDATE, under the locks: the cache of the file as it now is, so
+ * that the next session does not scan it again (178 MB took 48 ms). Its
+ * table is the old one without the messages removed, each later one moved
+ * up by the bytes removed before it; its segments are the two hashes the
+ * update made, of the bytes kept before the first deleted message and of
+ * the journal's. Only where that is the table a full scan would make: no
+ * mail appended since the read (its bytes are in the journal's hash), and
+ * no X-UIDL value kept that gave way to one deleted (a scan would give it
+ * back). The unique-ids are then made distinct again, as a scan makes them.
+ */
+static void cache_update(struct maildrop *md, const struct update *u)
+{
+	const struct journal *j = &u->j;
+	struct maildrop next = *md;
+	struct stat st;
+	off_t moved = 0;
+	size_t i, last = md->count;
+
+	/* The old cache is of the old file: whatever follows, not to be
+	 * trusted on cheap checks any more. */
+	if (md->state >= 0)
+		unlinkat(md->state, CACHE_FILE, 0);
+	if ((off_t)j->old_end != md->length || fstat(md->fd, &st) ||
+	    st.st_size != (off_t)j->new_end || j->new_end == 0)
+		return;
+	for (i = 0; i < md->count; i++)
+		if (!(md->msg[i].flags & M_GONE)) {
+			last = i;
+			if (!(md->msg[i].flags & M_DELETED) &&
+			    (md->msg[i].flags & M_DEMOTED))
+				return;
+		}
+	if (!(next.msg = malloc((md->count ? md->count : 1) *
+	    sizeof(*next.msg))))
+		return;
+	next.count = 0;
+	for (i = 0; i < md->count; i++) {
+		struct message *m = &next.msg[next.count];
+
+		if (md->msg[i].flags & (M_DELETED | M_GONE)) {
+			moved += next_from(md, i) - md->msg[i].from;
+			continue;
+		}
+		*m = md->msg[i];
+		m->from -= moved;
+		m->data -= moved;
+		m->end -= moved;
+		m->flags &= ~(M_DELETED | M_RETRIEVED);
+		next.count++;
+	}
+	next.alloc = md->count;
+	next.length = md->length - moved;
+	next.segs = 0;
+	if (j->start > 0)
+		next.seg[next.segs++] = (struct segment){ j->start, j->prefix };
+	if (j->new_end > j->start)
+		next.seg[next.segs++] = (struct segment){ j->new_end, j->data };
+	if (!(md->msg[last].flags & M_DELETED))
+		next.ends_at_boundary = md->ends_at_boundary;
+	else
+		next.ends_at_boundary = 1;	/* where a From_ line was */
+	next.mtime = st.st_mtim;
+	next.ctime = st.st_ctim;
+	next.noted_size = st.st_size;
+	mbox_number(&next);
+	if (next.length == (off_t)j->new_end && !mbox_unique(&next))
+		cache_write(&next, u->buf);
+	md->state = next.state;	/* cache_write may have made it */
+	free(next.msg);
+}
+
 /* Whether a signal held back during the rewrite will end the process as
  * soon as it is let through (SIGTERM, SIGHUP, SIGINT). */
 static int ending_signal(void)
@@ -298,6 +372,8 @@ static int write_update(struct maildrop *md, struct update *u,
 	if (!ret && md->state >= 0)
 		userstate_set_update_end(md->state, md->dev, md->ino,
 		    j->new_end);
+	if (!ret)
+		cache_update(md, u);
 	if (md->tidy && ending_signal())
 		maildrop_tidy(md);	/* what the reply was to wait for */
 	sigprocmask(SIG_SETMASK, &saved, NULL);

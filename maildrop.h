@@ -50,6 +50,8 @@ struct segment {
 				 * line is one (-W oe-ns-eoh adds it) */
 #define M_STAMPED	0x40	/* -i dovecot, uw: uid holds the X-UID and
 				 * the UIDVALIDITY, not a hash */
+#define M_DEMOTED	0x100	/* an X-UIDL value that gave way to an
+				 * earlier message's (mbox_unique) */
 /* Set by the session, never cached: */
 #define M_DELETED	0x01	/* DELE'd in this session */
 #define M_RETRIEVED	0x20	/* RETR'd in this session (EXPIRE 0) */

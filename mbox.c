@@ -627,7 +627,7 @@ int mbox_sane(const struct maildrop *md)
 		    m->end > md->length || m->size < 0 ||
 		    m->size > 2 * (m->end - m->data) + 2 ||
 		    (m->flags & ~(M_XUIDL | M_NOEOL | M_HIDDEN | M_NOEOH |
-		    M_STAMPED)) ||
+		    M_STAMPED | M_DEMOTED)) ||
 		    ((m->flags & M_HIDDEN) && i != 0) ||
 		    ((m->flags & M_XUIDL) && md->scheme.kind != UIDL_NATIVE) ||
 		    ((m->flags & M_STAMPED) && (mbox_table(md->scheme.kind) !=

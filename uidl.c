@@ -203,7 +203,7 @@ int mbox_unique(struct maildrop *md)
 				*id = i + 1;
 				continue;
 			}
-			m->flags &= ~M_XUIDL;
+			m->flags = (m->flags & ~M_XUIDL) | M_DEMOTED;
 		}
 		base = base_slot(md, bases, mask, m->uid);
 		m->uidl.suffix = !*base ? 0 : md->msg[*base - 1].uidl.suffix ?

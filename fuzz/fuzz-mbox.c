@@ -523,7 +523,7 @@ NOCOV static void check_schemes(const struct maildrop *native,
 			CHECK(m->end == native->msg[i].end &&
 			    m->size == native->msg[i].size &&
 			    (m->flags & ~M_STAMPED) ==
-			    (native->msg[i].flags & ~M_XUIDL));
+			    (native->msg[i].flags & ~(M_XUIDL | M_DEMOTED)));
 			CHECK(!(m->flags & M_STAMPED) ||
 			    md.scheme.kind != UIDL_POPA3D);
 #ifndef FUZZ_CHUNK
@@ -608,8 +608,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct message *m = &md.msg[i];
 		struct rmsg *rm = &ref[i];
 
-		CHECK((m->flags & ~(M_XUIDL | M_NOEOL | M_HIDDEN | M_NOEOH)) ==
-		    0);
+		CHECK((m->flags & ~(M_XUIDL | M_NOEOL | M_HIDDEN | M_NOEOH |
+		    M_DEMOTED)) == 0);
 		CHECK(i == 0 || !(m->flags & M_HIDDEN));
 		CHECK(0 <= m->from && m->from < m->data + 1 && m->data <= m->end &&
 		    m->end <= (off_t)size);

@@ -141,12 +141,84 @@ same_answers() {
 	! grep -q 'from the cache' "$T/cached.err"
 }
 
-@test "after a QUIT that deletes, the next session reads the whole (shorter) mailbox and answers right" {
-	with_cache
-	pop3_session "USER alice" "PASS secret" "DELE 3" QUIT
+# dele_then_open GEN-ARGS -- N...: a mailbox of GEN-ARGS, a session that
+# deletes messages N..., then the next one, which must answer as a full scan.
+dele_then_open() {
+	local gen=() dele=() n
+	while [ "$1" != -- ]; do gen+=("$1"); shift; done
+	shift
+	python3 "$GEN" "${gen[@]}" > "$T/mail/alice"
+	for n; do dele+=("DELE $n"); done
+	pop3_session "USER alice" "PASS secret" "${dele[@]}" QUIT
 	[ "$status" -eq 0 ]
-	LISTING=("USER alice" "PASS secret" STAT LIST UIDL "RETR 1" "RETR 29" QUIT)
+	python3 "$GEN" "${gen[@]}" --omit "$(IFS=,; echo "$*")" |
+		cmp - "$T/mail/alice"
+	LISTING=("USER alice" "PASS secret" STAT LIST UIDL "RETR 1" QUIT)
 	same_answers
+}
+
+@test "after a QUIT that deletes, the next session takes the new table from the cache and answers as a full scan" {
+	dele_then_open --count 30 --seed 81 -- 3
+	grep -q '29 messages from the cache, 0 bytes read' "$T/cached.err"
+	dele_then_open --count 30 --seed 81 -- 1 2
+	grep -q '28 messages from the cache, 0 bytes read' "$T/cached.err"
+	dele_then_open --count 30 --seed 81 -- 30
+	grep -q '29 messages from the cache, 0 bytes read' "$T/cached.err"
+	dele_then_open --count 30 --seed 81 --no-final-newline -- 29
+	grep -q '29 messages from the cache, 0 bytes read' "$T/cached.err"
+	dele_then_open --count 30 --seed 81 --no-final-newline -- 30
+	grep -q '29 messages from the cache, 0 bytes read' "$T/cached.err"
+	dele_then_open --count 30 --seed 81 --pseudo -- 1 17 30
+	grep -q '28 messages from the cache, 0 bytes read' "$T/cached.err"
+	# Mail appended to that cache is read alone, and starts a message.
+	printf 'From zed@example.org Tue Jan  2 00:00:00 2024\nSubject: new\n\nnew\n\n' > "$T/new"
+	locked_append "$T/mail/alice" < "$T/new"
+	LISTING=("USER alice" "PASS secret" STAT LIST UIDL "RETR 28" QUIT)
+	same_answers
+	grep -q "28 messages from the cache, $(stat -c %s "$T/new") bytes read" "$T/cached.err"
+}
+
+@test "after a QUIT that deletes every message, or with mail that came during the session, the next session scans, and answers right" {
+	dele_then_open --count 3 --seed 81 -- 1 2 3
+	! grep -q 'from the cache' "$T/cached.err" || false
+	[ ! -s "$T/mail/alice" ]
+	python3 "$GEN" --count 30 --seed 81 > "$T/mail/alice"
+	pop3_session "USER alice" "PASS secret" UIDL QUIT
+	printf 'From zed@example.org Tue Jan  2 00:00:00 2024\nSubject: new\n\nnew\n\n' > "$T/new"
+	# The delivery comes between DELE and QUIT.
+	rm -f "$T/in"
+	mkfifo "$T/in"
+	{
+		printf '%s\r\n' "USER alice" "PASS secret" "DELE 3"
+		sleep 0.5
+		locked_append "$T/mail/alice" < "$T/new"
+		printf 'QUIT\r\n'
+	} > "$T/in" &
+	pop3_run
+	wait
+	[ "$status" -eq 0 ]
+	rm -f "$T/in"
+	LISTING=("USER alice" "PASS secret" STAT LIST UIDL "RETR 30" QUIT)
+	same_answers
+	! grep -q 'from the cache' "$T/cached.err" || false
+	grep -q '^+OK maildrop has 30 messages' "$T/cached.out"
+}
+
+# A message whose X-UIDL gave way to an earlier one's gets it back when
+# that one is deleted, as a scan gives it: the cache of that QUIT is not used.
+@test "after a QUIT that deletes the first of two messages with one X-UIDL, the second has it again" {
+	{
+		printf 'From c@example.org Mon Jan  1 00:00:00 2024\nX-UIDL: twice\nSubject: c\n\nc\n\n'
+		printf 'From d@example.org Mon Jan  1 00:00:00 2024\nX-UIDL: twice\nSubject: d\n\nd\n\n'
+		printf 'From e@example.org Mon Jan  1 00:00:00 2024\nSubject: e\n\ne\n\n'
+	} > "$T/mail/alice"
+	pop3_session "USER alice" "PASS secret" "UIDL 1" "UIDL 2" "DELE 1" QUIT
+	[ "${lines[3]}" = "+OK 1 twice" ]
+	[[ "${lines[4]}" == "+OK 2 "* ]] && [ "${lines[4]}" != "+OK 2 twice" ]
+	LISTING=("USER alice" "PASS secret" UIDL QUIT)
+	same_answers
+	! grep -q 'from the cache' "$T/cached.err" || false
+	grep -q '^1 twice' "$T/cached.out"
 }
 
 @test "a symlink named cache in the state directory is not followed" {

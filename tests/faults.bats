@@ -133,12 +133,13 @@ verdict() {
 				# that only forgoes the quick check, the close of a
 				# synced file, a writeback hint, the locks' removal,
 				# a retried link, a statfs (a shared spool then).
-				# Or the write of the update-end fence after the
-				# update, which only costs a second session's
-				# remap its fence, and says so in the log.
+				# Or the writes after the update, of the cache
+				# and of the update-end fence, which only cost
+				# the next session a scan and a second session's
+				# remap its fence, and say so in the log.
 				case $1 in
 				close|fcntl|link|newfstatat|statfs|sync_file_range|unlink|unlinkat) ;;
-				*) grep -q 'state file update-end: ' "$T/err" ||
+				*) grep -q 'state file update-end: \|cannot write the cache: ' "$T/err" ||
 					{ echo "$err at $p: $reply"; false; } ;;
 				esac
 				[ "$v" = final ] || { echo "$err at $p: $reply, mailbox $v"; false; } ;;
@@ -158,7 +159,7 @@ verdict() {
 			if [[ "$reply" == *"nothing deleted"* ]]; then
 				[ "$v" = orig ] || { echo "$err at $p: \"$reply\", yet the next session deleted"; false; }
 			fi
-			[ -z "$(ls -A "$T/state/alice" | grep -vx 'cache\|update-end')" ] || { echo "after $err at $p:"; ls -la "$T/state/alice"; false; }
+			[ -z "$(left_over "$T/state/alice")" ] || { echo "after $err at $p:"; ls -la "$T/state/alice"; false; }
 		done
 	done
 	echo "# EIO and ENOSPC at ${#points[@]} calls each: $ko -ERR [SYS/TEMP], $ok +OK (at $(printf '%s\n' "${harmless[@]}" | sort | uniq -c | awk '{printf "%s%s x%s", s, $2, $1; s=", "}')), 0 damaged" >&3
