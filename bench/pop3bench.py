@@ -78,6 +78,12 @@ else:
     SERIES = [(1_333, 10_000_000), (6_667, 50_000_000), MAIN, BIG, (133_333, 1_000_000_000)]
 
 SERVERS = ["ours", "popa3d", "dovecot"]
+# The fixed cost of a session: logins per second with each number of
+# clients at once, for LOGIN_SECONDS a run; PSS with IDLE sessions at once.
+LOGIN_CLIENTS = [1, 8]
+LOGIN_SECONDS = float(os.environ.get("BENCH_LOGIN_SECONDS", "1" if QUICK else "4"))
+LOGIN_REPEAT = 1 if QUICK else 3
+IDLE = 100
 CRYPT = os.environ.get("BENCH_CRYPT", "SHA512")
 POPA3D_LIMIT = 200_000_000
 
@@ -358,9 +364,11 @@ class Bench:
         self.port["ours-popa3d"] = self.free_port()
         self.spawn(sa + ["127.0.0.1:%d" % self.port["ours-popa3d"]] + ours + ["-i", "popa3d"],
                    "ours-popa3d.log", "Listening on")
+        self.listener = {}
         for name, cmd in (("ours", ours), ("popa3d", popa)):
             self.port[name] = self.free_port()
-            self.spawn(sa + ["127.0.0.1:%d" % self.port[name]] + cmd, name + ".log", "Listening on")
+            self.listener[name] = self.spawn(sa + ["127.0.0.1:%d" % self.port[name]] + cmd,
+                                             name + ".log", "Listening on").pid
             self.rss_port[name] = self.free_port()
             timed = ["/usr/bin/time", "-f", "%M", "-o", os.path.join(RUN, "rss-" + name)]
             self.spawn(sa + ["127.0.0.1:%d" % self.rss_port[name]] + timed + cmd,
@@ -500,12 +508,18 @@ class Bench:
             "rss": self.cmd(*["RETR %d" % i for i in range(1, n + 1)], "QUIT"),
             "dele1": self.cmd("DELE 1", "QUIT"),
             "delelast": self.cmd("DELE %d" % n, "QUIT"),
+            "afterdele": self.cmd("STAT", "QUIT"),
         }[scen]
         if scen.startswith("cold"):
             self.restore(server)
-        elif scen.startswith("dele") or not self.warm[server]:
+        elif scen.startswith("dele") or scen == "afterdele" or not self.warm[server]:
             self.restore(server)
             self.prime(server)
+        if scen == "afterdele":
+            # The open that follows a QUIT which deleted message 1: what the
+            # next poll of a client that does not leave mail pays.
+            self.settle()
+            raw_session(self.port[server], self.cmd("DELE 1", "QUIT"))
         path = self.spool[server]
         before = os.stat(path)
         port = self.port["ours-popa3d" if scen == "cold-popa3d" else server]
@@ -531,7 +545,7 @@ class Bench:
         # one under -i popa3d: its cache is of popa3d's ids, which a native
         # session does not use (the next one primes again).
         self.warm[server] = scen != "cold-popa3d"
-        if scen.startswith("dele"):
+        if scen.startswith("dele") or scen == "afterdele":
             left = self.stat(server)
             if left != n - 1:
                 raise SessionError("%s: %s left %d messages of %d" % (server, scen, left, n))
@@ -603,6 +617,102 @@ class Bench:
                 "%s/%s=%s" % (k[0], k[1], fmt(v[-1], "MiB" if k[0] == "rss" else "s")) for k, v in sorted(res.items()))))
         return res
 
+    def logins(self, server, clients, seconds):
+        """Logins per second: `clients` threads, each running USER PASS STAT
+        QUIT sessions back to back on the current account for `seconds`.
+        A session that gets -ERR or no signing-off line fails the run."""
+        import threading
+        cmds = self.cmd("STAT", "QUIT")
+        port = self.port[server]
+        done, failed = [0], []
+        stop = time.monotonic() + seconds
+
+        def worker():
+            while time.monotonic() < stop:
+                try:
+                    r = raw_session(port, cmds, timeout=60)
+                except OSError as e:
+                    failed.append(repr(e))
+                    return
+                if b"\n-ERR" in r or not r.rstrip().split(b"\n")[-1].startswith(b"+OK"):
+                    failed.append(r[-200:])
+                    return
+                done[0] += 1
+
+        self.settle()
+        t0 = time.monotonic()
+        ts = [threading.Thread(target=worker) for _ in range(clients)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        dt = time.monotonic() - t0
+        if failed:
+            raise SessionError("%s: %d clients at once: %s" % (server, clients, failed[0]))
+        return done[0] / dt
+
+    def tree_pss(self, root):
+        """KiB of PSS of root and every process below it."""
+        parent = {}
+        for pid in os.listdir("/proc"):
+            if pid.isdigit():
+                try:
+                    with open("/proc/%s/stat" % pid) as f:
+                        parent[int(pid)] = int(f.read().rsplit(")", 1)[1].split()[1])
+                except (OSError, IndexError, ValueError):
+                    pass
+        tree, grew = {root}, True
+        while grew:
+            grew = False
+            for pid, pp in parent.items():
+                if pp in tree and pid not in tree:
+                    tree.add(pid)
+                    grew = True
+        total = 0
+        for pid in tree:
+            try:
+                with open("/proc/%d/smaps_rollup" % pid) as f:
+                    for l in f:
+                        if l.startswith("Pss:"):
+                            total += int(l.split()[1])
+            except OSError:
+                pass
+        return total, len(tree)
+
+    def idle_pss(self, server, n):
+        """PSS per idle logged-in session: n clients log in and STAT, then
+        wait; the server's process tree is measured against itself before.
+        Returns (KiB per session, processes per session)."""
+        root = {"ours": self.listener["ours"], "popa3d": self.listener["popa3d"],
+                "dovecot": self.dovecot.pid}[server]
+        self.settle()
+        before, procs0 = self.tree_pss(root)
+        socks = []
+        try:
+            for _ in range(n):
+                s = socket.create_connection(("127.0.0.1", self.port[server]), timeout=60)
+                s.sendall(self.cmd("STAT"))
+                socks.append(s)
+            for s in socks:
+                got = b""
+                while got.count(b"\n") < 4:
+                    b = s.recv(4096)
+                    if not b:
+                        raise SessionError("%s: an idle session ended: %r" % (server, got))
+                    got += b
+                if b"-ERR" in got:
+                    raise SessionError("%s: idle session: %r" % (server, got))
+            time.sleep(0.5)
+            after, procs1 = self.tree_pss(root)
+        finally:
+            for s in socks:
+                try:
+                    s.sendall(b"QUIT\r\n")
+                    s.close()
+                except OSError:
+                    pass
+        return (after - before) / n, (procs1 - procs0) / n
+
     def wc_l(self):
         ts = []
         for _ in range(3):
@@ -628,6 +738,13 @@ mail_location = mbox:~/mail:INBOX=/var/mail/%u.dovecot
 mail_privileged_group = mail
 default_internal_user = dovecot
 default_login_user = dovenull
+# Raised for the 100 idle sessions of one user (defaults: 100 processes a
+# service, 10 connections a user and address).
+default_process_limit = 300
+default_client_limit = 1000
+protocol pop3 {{
+  mail_max_userip_connections = 300
+}}
 passdb {{
   driver = pam
   args = {svc}
@@ -662,6 +779,10 @@ def fmt(v, unit="s"):
         return "%.1f MiB" % (v / 1024.0)
     if unit == "x":
         return "%.2fx" % v
+    if unit == "/s":
+        return "%.0f/s" % v
+    if unit == "KiB":
+        return "%.0f KiB" % v
     if v >= 10:
         return "%.1f s" % v
     if v >= 1:
@@ -683,15 +804,16 @@ def ratio(a, b):
     return None if a is None or b is None or b == 0 else a / b
 
 
-def row(label, ours, popa, dove, target=None, limit=None, unit="s"):
-    """target: 'popa3d' or 'dovecot' (ours/that peer ≤ limit) or None."""
+def row(label, ours, popa, dove, target=None, limit=None, unit="s", higher=False):
+    """target: 'popa3d' or 'dovecot' (ours/that peer <= limit, or >= limit
+    where higher is better: a rate) or None."""
     rp, rd = ratio(ours, popa), ratio(ours, dove)
     if target is None:
         tgt, met = "", ""
     else:
         r = rp if target == "popa3d" else rd
-        tgt = "<= %.2f x %s" % (limit, target)
-        met = "n/a" if r is None else ("yes" if r <= limit else "NO")
+        tgt = "%s %.2f x %s" % (">=" if higher else "<=", limit, target)
+        met = "n/a" if r is None else ("yes" if (r >= limit if higher else r <= limit) else "NO")
     return [label, fmt(ours, unit), fmt(popa, unit), fmt(dove, unit), fmt(rp, "x"), fmt(rd, "x"),
             tgt, met]
 
@@ -757,8 +879,8 @@ def main():
         # The main size: every scenario.
         b.use_mailbox(*MAIN)
         main_size = b.size
-        res = b.measure(["cold", "cold-popa3d", "warm", "uidl", "retr", "dele1", "delelast"],
-                        REPEAT)
+        res = b.measure(["cold", "cold-popa3d", "warm", "uidl", "retr", "dele1", "delelast",
+                         "afterdele"], REPEAT)
         res.update(b.measure(["rss"], min(REPEAT, 2)))
         R["main"] = res
         wc = b.wc_l()
@@ -772,6 +894,29 @@ def main():
         gb, tb = b.measure_pair(b.accounts[0], b.accounts[1], REPEAT)
         R["big"] = {("warm", s): v for s, v in gb.items()}
         R["tiny"] = {("warm", s): v for s, v in tb.items()}
+        # The fixed cost of a session (issue 16), on the small mailbox:
+        # logins per second with N clients at once, the servers in turn,
+        # and the memory of IDLE sessions logged in at once.
+        b.switch(b.accounts[1])
+        for s in SERVERS:
+            b.restore(s)
+            b.prime(s)
+        lg = {}
+        for r in range(LOGIN_REPEAT):
+            order = SERVERS[r % len(SERVERS):] + SERVERS[:r % len(SERVERS)]
+            for n in LOGIN_CLIENTS:
+                for server in order:
+                    lg.setdefault(("logins%d" % n, server), []).append(
+                        b.logins(server, n, LOGIN_SECONDS))
+            log("logins repeat %d/%d done: %s" % (r + 1, LOGIN_REPEAT, ", ".join(
+                "%s/%s=%.0f/s" % (k[0], k[1], v[-1]) for k, v in sorted(lg.items()))))
+        for server in SERVERS:
+            kib, procs = b.idle_pss(server, IDLE)
+            lg[("pss", server)] = [kib]
+            lg[("procs", server)] = [procs]
+            log("%d idle sessions of %s: %.0f KiB PSS and %.2f processes each" % (
+                IDLE, server, kib, procs))
+        R["cost"] = lg
         b.switch(b.accounts[0])
         series = {}
 
@@ -841,6 +986,11 @@ def main():
                     M(m, "dele1", "dovecot"), "popa3d", 1.0))
     rows.append(row("DELE last + QUIT", M(m, "delelast", "ours"), M(m, "delelast", "popa3d"),
                     M(m, "delelast", "dovecot"), "popa3d", 0.60))
+    rows.append(row("open after DELE 1 + QUIT", M(m, "afterdele", "ours"), M(m, "afterdele", "popa3d"),
+                    M(m, "afterdele", "dovecot")))
+    ad = ratio(M(m, "afterdele", "ours"), M(m, "warm", "ours"))
+    rows.append(["open after a deleting QUIT / open warm", fmt(ad, "x"), "", "", "", "", "ours <= 1.20",
+                 "n/a" if ad is None else ("yes" if ad <= 1.2 else "NO")])
     rows.append(row("peak RSS, RETR all", M(m, "rss", "ours"), M(m, "rss", "popa3d"),
                     M(m, "rss", "dovecot"), "popa3d", 0.5, unit="MiB"))
     rows.append(["floor: raw file via the client, no server", fmt(fl), "", "", "", "", "", ""])
@@ -853,6 +1003,15 @@ def main():
     rows.append(["open warm, %.0f MB / %d msgs" % (big_size / 1e6, TINY[0]), fmt(rb[0], "x"),
                  fmt(rb[1], "x"), fmt(rb[2], "x"), "", "", "ours <= 1.20",
                  "n/a" if rb[0] is None else ("yes" if rb[0] <= 1.2 else "NO")])
+    c = R["cost"]
+    for n in LOGIN_CLIENTS:
+        rows.append(row("logins/s, %d client%s at once (%d msgs)" % (n, "" if n == 1 else "s", TINY[0]),
+                        *[M(c, "logins%d" % n, s) for s in SERVERS],
+                        target="popa3d", limit=1.25, unit="/s", higher=True))
+    rows.append(row("PSS per idle session, %d at once" % IDLE, *[M(c, "pss", s) for s in SERVERS],
+                    target="popa3d", limit=1.0, unit="KiB"))
+    rows.append(["processes per idle session"] + ["%.2f" % M(c, "procs", s) for s in SERVERS] +
+                ["", "", "", ""])
     print(table(rows))
     with open(os.path.join(BENCH_DIR, "table.txt"), "w") as f:
         f.write(table(rows) + "\n")
