@@ -370,8 +370,8 @@ static int write_update(struct maildrop *md, struct update *u,
 		return -1;
 	}
 	if (!ret && md->state >= 0)
-		userstate_set_update_end(md->state, md->dev, md->ino,
-		    j->new_end);
+		userstate_note_update(md->state, md->dev, md->ino,
+		    j->start);
 	if (!ret)
 		cache_update(md, u);
 	if (md->tidy && ending_signal())

@@ -206,6 +206,7 @@ int journal_recover(struct maildrop *md, char *buf, const char **err)
 	} else
 		goto neither;
 	syslog(LOG_NOTICE, "%s: finished an interrupted update", md->path);
+	userstate_note_update(md->state, st.st_dev, st.st_ino, j.start);
 	return 0;
 
 damaged:

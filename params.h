@@ -62,9 +62,11 @@
 /* -i dovecot, uw: the mailbox's UIDVALIDITY, kept for when the message that
  * carried it (X-IMAPbase in the first one) has been deleted. */
 #define UIDVALIDITY_FILE	"uidvalidity"
-/* Where the last UPDATE left the mailbox's end, so that another session's
- * remap knows mail after it for new mail (remap.c). */
-#define UPDATE_END_FILE		"update-end"
+/* The last UPDATES_KEPT UPDATEs of the mailbox: where each began to rewrite
+ * it, and when, so that another session's remap takes what lies past that
+ * for rewritten, not for a message of its own edited in place (remap.c). */
+#define UPDATES_FILE		"updates"
+#define UPDATES_KEPT		16
 
 /* PROXY protocol (-X): a v1 line is at most 107 octets with its CRLF (the
  * spec's bound); a v2 header at most 16 + 1008 octets, addresses and TLVs,

@@ -123,9 +123,10 @@ static size_t old_at(const struct maildrop *md, off_t off)
 /*
  * Whether the mail after the messages found is a message of ours edited in
  * place (or cut short) rather than mail that came: it starts where one that
- * is gone now started, with the same From_ line. Mail after where another
- * session's UPDATE since our read left the end (fence, or -1) came after
- * it: none of ours is there. Logged.
+ * is gone now started, with the same From_ line. From where another
+ * session's UPDATE since our read began to rewrite the file (fence, or -1),
+ * offsets are no longer ours: what lies there is taken for mail that came.
+ * Logged.
  */
 static int edited(const struct maildrop *md, const struct maildrop *new,
     const size_t *to, size_t tail, off_t fence)
@@ -189,7 +190,7 @@ static int match(const struct maildrop *md, const struct maildrop *new,
 		next = i + 1;
 	}
 	free(x.slot);
-	if (md->state < 0 || !userstate_update_end(md->state, md->dev,
+	if (md->state < 0 || !userstate_rewritten_from(md->state, md->dev,
 	    md->ino, &md->ctime, &fence))
 		fence = -1;
 	if (tail != NONE && edited(md, new, to, tail, fence))

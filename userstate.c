@@ -1,8 +1,9 @@
 /*
- * The session lock, the last-login record and the saved UIDVALIDITY, in the user's state
- * directory. Both are files the handler makes itself, as the user, and
- * opens as it opens every state file (userstate_file): without following a
- * link or waiting on a FIFO, and only if regular, the user's, one link.
+ * The session lock, the last-login record, the saved UIDVALIDITY and the
+ * updates noted, in the user's state directory. All are files the handler
+ * makes itself, as the user, and opens as it opens every state file
+ * (userstate_file): without following a link or waiting on a FIFO, and
+ * only if regular, the user's, one link.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "params.h"
@@ -176,46 +178,89 @@ int userstate_set_validity(int dir, uint32_t v)
 	return 0;
 }
 
-void userstate_set_update_end(int dir, dev_t dev, ino_t ino, off_t end)
-{
-	static const char tmp[] = UPDATE_END_FILE ".new";
-	char buf[80];
-	int fd, len = snprintf(buf, sizeof(buf), "%llu %llu %lld\n",
-	    (unsigned long long)dev, (unsigned long long)ino, (long long)end);
+/* One line of UPDATES_FILE: "dev ino start sec.nsec". */
+struct noted {
+	unsigned long long dev, ino;
+	long long start, sec;
+	long nsec;
+};
 
+#define NOTED_MAX	96	/* a line's length at most, with its LF */
+
+/* The updates noted in dir, oldest first: how many (up to UPDATES_KEPT). */
+static int updates_read(int dir, struct noted *u)
+{
+	char buf[UPDATES_KEPT * NOTED_MAX + 1], *p, *nl;
+	ssize_t len;
+	int n = 0, fd = userstate_file(dir, UPDATES_FILE, O_RDONLY);
+
+	if (fd < 0)
+		return 0;
+	len = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (len <= 0)
+		return 0;
+	buf[len] = '\0';
+	for (p = buf; n < UPDATES_KEPT && (nl = strchr(p, '\n')); p = nl + 1) {
+		*nl = '\0';
+		if (sscanf(p, "%llu %llu %lld %lld.%ld", &u[n].dev, &u[n].ino,
+		    &u[n].start, &u[n].sec, &u[n].nsec) == 5 &&
+		    u[n].start >= 0 && u[n].nsec >= 0 && u[n].nsec < 1000000000)
+			n++;
+	}
+	return n;
+}
+
+static int noted_after(const struct noted *u, const struct timespec *t)
+{
+	return u->sec > t->tv_sec || (u->sec == t->tv_sec &&
+	    u->nsec > t->tv_nsec);
+}
+
+void userstate_note_update(int dir, dev_t dev, ino_t ino, off_t start)
+{
+	static const char tmp[] = UPDATES_FILE ".new";
+	struct noted u[UPDATES_KEPT];
+	struct timespec now;
+	char buf[UPDATES_KEPT * NOTED_MAX];
+	int fd, i, len = 0, n = updates_read(dir, u);
+
+	if (n == UPDATES_KEPT)	/* the oldest gives way */
+		memmove(u, u + 1, --n * sizeof(*u));
+	/* The clock, not a file's time: those are a tick coarse, and a
+	 * session that read in the same tick must see this as later. */
+	clock_gettime(CLOCK_REALTIME, &now);
+	u[n++] = (struct noted){ dev, ino, start, now.tv_sec, now.tv_nsec };
+	for (i = 0; i < n; i++)
+		len += snprintf(buf + len, sizeof(buf) - len,
+		    "%llu %llu %lld %lld.%09ld\n", u[i].dev, u[i].ino,
+		    u[i].start, u[i].sec, u[i].nsec);
 	unlinkat(dir, tmp, 0);
 	fd = userstate_file(dir, tmp, O_WRONLY | O_CREAT | O_EXCL);
 	if (fd < 0 || write(fd, buf, len) != len ||
-	    renameat(dir, tmp, dir, UPDATE_END_FILE)) {
-		syslog(LOG_ERR, "state file " UPDATE_END_FILE ": %m");
+	    renameat(dir, tmp, dir, UPDATES_FILE)) {
+		syslog(LOG_ERR, "state file " UPDATES_FILE ": %m");
 		unlinkat(dir, tmp, 0);
 	}
 	if (fd >= 0)
 		close(fd);
 }
 
-int userstate_update_end(int dir, dev_t dev, ino_t ino,
-    const struct timespec *after, off_t *end)
+int userstate_rewritten_from(int dir, dev_t dev, ino_t ino,
+    const struct timespec *after, off_t *from)
 {
-	char buf[80];
-	unsigned long long d, i;
-	long long e;
-	struct stat st;
-	ssize_t n;
-	int fd = userstate_file(dir, UPDATE_END_FILE, O_RDONLY);
+	struct noted u[UPDATES_KEPT];
+	int i, found = 0, n = updates_read(dir, u);
 
-	if (fd < 0)
-		return 0;
-	n = fstat(fd, &st) ? -1 : read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	if (sscanf(buf, "%llu %llu %lld", &d, &i, &e) != 3 || d != dev ||
-	    i != ino || e < 0 || (st.st_mtim.tv_sec < after->tv_sec ||
-	    (st.st_mtim.tv_sec == after->tv_sec &&
-	    st.st_mtim.tv_nsec <= after->tv_nsec)))
-		return 0;
-	*end = e;
-	return 1;
+	for (i = 0; i < n; i++)
+		if (u[i].dev == (unsigned long long)dev &&
+		    u[i].ino == (unsigned long long)ino &&
+		    noted_after(&u[i], after) &&
+		    (!found++ || u[i].start < *from))
+			*from = u[i].start;
+	if (n == UPDATES_KEPT && noted_after(&u[0], after)) {
+		*from = 0;	/* more since than are kept */
+		return 1;
+	}
+	return found > 0;
 }

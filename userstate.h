@@ -46,14 +46,16 @@ uint32_t userstate_validity(int dir);
  * place. Returns 0, or -1 with the reason logged. */
 int userstate_set_validity(int dir, uint32_t v);
 
-/* Records that an UPDATE of the mailbox (dev, ino) just left it end bytes
- * long (UPDATE_END_FILE, renamed into place, not synced: it is a hint).
- * A failure is logged and costs only a remap's certainty. */
-void userstate_set_update_end(int dir, dev_t dev, ino_t ino, off_t end);
+/* Notes that an UPDATE of the mailbox (dev, ino) just rewrote it from
+ * offset start on (UPDATES_FILE, with the time; renamed into place, not
+ * synced: it is a hint). A failure is logged and costs only a remap's
+ * certainty. */
+void userstate_note_update(int dir, dev_t dev, ino_t ino, off_t start);
 
-/* Where the last UPDATE recorded in dir left the mailbox (dev, ino), when
- * it was recorded after the time after: 1 with *end set, or 0. */
-int userstate_update_end(int dir, dev_t dev, ino_t ino,
-    const struct timespec *after, off_t *end);
+/* The lowest offset that an UPDATE of the mailbox (dev, ino) noted after
+ * the time after rewrote it from: 1 with *from set (0 when more were made
+ * since than are kept), or 0 when none was noted. Logs nothing. */
+int userstate_rewritten_from(int dir, dev_t dev, ino_t ino,
+    const struct timespec *after, off_t *from);
 
 #endif

@@ -225,7 +225,7 @@ fetchmail_quiet() {
 		wait "$(cat "$d/pid.drain.$w")" || rc=1
 	done
 	cat "$d"/deliver "$d"/drain.[01]
-	grep -E 'died with code [^0]|UPDATE|failed|cannot be followed' "$R/sa.log" | tail -n 20 || true
+	grep -E 'died with code [^0]|UPDATE|failed|changed by another|cannot read it again|replaced by another' "$R/sa.log" | tail -n 20 || true
 	[ "$rc" -eq 0 ]
 	[ ! -s "$d/deliver" ]
 	run python3 "$E2E" concurrent-check "$d/src" "/var/mail/$U" "$d"/out.*

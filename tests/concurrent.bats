@@ -169,3 +169,119 @@ left_without() {
 	{ python3 "$GEN" --count 40 --seed 1515 --omit 1,40; cat "$T/new"; } > "$T/expected"
 	cmp "$T/expected" "$T/mail/alice"
 }
+
+# feed MAILBOX NEW COMMAND...: what the client of another session of
+# alice's sends: the login, the commands, then, after NEW is delivered to
+# MAILBOX, QUIT. Exported, for a transcript's ! line (bash -c).
+feed() {
+	local mbox=$1 new=$2
+	shift 2
+	printf '%s\r\n' "USER alice" "PASS secret" "$@"
+	sleep 0.5
+	locked_append "$mbox" < "$new"
+	printf 'QUIT\r\n'
+}
+export -f feed locked_append
+
+# new_like N: $T/new is a message with message N's very From_ line (same
+# sender, same second), as procmail writes for mail that comes at once.
+new_like() {
+	python3 - "$T/alice.orig" "$T/new" "$1" "${2:-same-second}" <<-'EOF'
+	import re, sys
+	d = open(sys.argv[1], "rb").read()
+	starts = [m.start() for m in re.finditer(rb"(?:\A|(?<=\n\n))From ", d)]
+	at = starts[int(sys.argv[3]) - 1]
+	line = d[at:d.index(b"\n", at) + 1]
+	open(sys.argv[2], "wb").write(line + b"From: Zed <zed@example.org>\nMessage-ID: <" + sys.argv[4].encode() + b"@example.org>\n\nnew mail\n\n")
+	EOF
+}
+
+@test "mail that came during the other session, moved by its QUIT to where our last message started, with its very From_ line, is new mail" {
+	new_like 40
+	transcript <<-EOF
+	S: +OK pop3-handler ready
+	C: USER alice
+	S: +OK Send PASS
+	C: PASS secret
+	S* +OK maildrop has 40 messages *
+	! feed "$T/mail/alice" "$T/new" "DELE 40" | env LD_PRELOAD="$PAM_WRAPPER_LIB" PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR="$T/pam.d" ${RUNAS[*]} "$HANDLER" -m "$T/mail/%u" -D "$T/state/%u" > "$T/out2"
+	C: STAT
+	S* +OK 39 *
+	C: DELE 1
+	S: +OK Message 1 deleted
+	C: QUIT
+	S: +OK pop3-handler signing off (38 messages left)
+	EOF
+	grep -q "^+OK pop3-handler signing off (39 messages left)" "$T/out2"
+	{ python3 "$GEN" --count 40 --seed 1515 --omit 1,40; cat "$T/new"; } > "$T/expected"
+	cmp "$T/expected" "$T/mail/alice"
+	! grep -q 'edited in place' "$T/err" || false
+}
+
+@test "two other sessions' QUITs: the first cut off our last message and mail with its From_ line came there, the second deleted after it: new mail" {
+	new_like 40
+	cp "$T/new" "$T/new.1"
+	new_like 40 later
+	cat "$T/new.1" "$T/new" > "$T/both"
+	printf '%s\r\n' "USER alice" "PASS secret" "DELE 40" QUIT > "$T/in2"
+	printf '%s\r\n' "USER alice" "PASS secret" "DELE 41" QUIT > "$T/in3"
+	transcript <<-EOF
+	S: +OK pop3-handler ready
+	C: USER alice
+	S: +OK Send PASS
+	C: PASS secret
+	S* +OK maildrop has 40 messages *
+	! env LD_PRELOAD="$PAM_WRAPPER_LIB" PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR="$T/pam.d" ${RUNAS[*]} "$HANDLER" -m "$T/mail/%u" -D "$T/state/%u" < "$T/in2" > "$T/out2"
+	! locked_append "$T/mail/alice" < "$T/both"
+	! env LD_PRELOAD="$PAM_WRAPPER_LIB" PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR="$T/pam.d" ${RUNAS[*]} "$HANDLER" -m "$T/mail/%u" -D "$T/state/%u" < "$T/in3" > "$T/out3"
+	C: STAT
+	S* +OK 39 *
+	C: DELE 1
+	S: +OK Message 1 deleted
+	C: QUIT
+	S: +OK pop3-handler signing off (38 messages left)
+	EOF
+	grep -q '^+OK pop3-handler signing off (40 messages left)' "$T/out3"
+	{ python3 "$GEN" --count 40 --seed 1515 --omit 1,40; cat "$T/new.1"; } > "$T/expected"
+	cmp "$T/expected" "$T/mail/alice"
+	[ "$(wc -l < "$T/state/alice/updates")" -eq 3 ]
+}
+
+@test "more QUITs during a session than the 16 noted: what lies past the lowest offset kept is new mail too" {
+	local i
+	new_like 40
+	cp "$T/new" "$T/new.1"
+	for i in $(seq 1 17); do
+		new_like 40 "later.$i"
+		cat "$T/new"
+	done > "$T/more"
+	printf '%s\r\n' "USER alice" "PASS secret" "DELE 40" QUIT > "$T/in2"
+	# 17 sessions after the first, each deleting the last message: the
+	# first QUIT, which cut where the new mail starts, is no longer noted.
+	cat > "$T/others" <<-EOF
+	for i in \$(seq 1 17); do
+		printf '%s\r\n' "USER alice" "PASS secret" "DELE \$((58 - i))" QUIT |
+		env LD_PRELOAD="$PAM_WRAPPER_LIB" PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR="$T/pam.d" ${RUNAS[*]} "$HANDLER" -m "$T/mail/%u" -D "$T/state/%u" > "$T/out3" || exit
+	done
+	EOF
+	transcript <<-EOF
+	S: +OK pop3-handler ready
+	C: USER alice
+	S: +OK Send PASS
+	C: PASS secret
+	S* +OK maildrop has 40 messages *
+	! env LD_PRELOAD="$PAM_WRAPPER_LIB" PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR="$T/pam.d" ${RUNAS[*]} "$HANDLER" -m "$T/mail/%u" -D "$T/state/%u" < "$T/in2" > "$T/out2"
+	! cat "$T/new.1" "$T/more" | locked_append "$T/mail/alice"
+	! bash "$T/others"
+	C: STAT
+	S* +OK 39 *
+	C: DELE 1
+	S: +OK Message 1 deleted
+	C: QUIT
+	S: +OK pop3-handler signing off (38 messages left)
+	EOF
+	grep -q "^+OK pop3-handler signing off (40 messages left)" "$T/out3"
+	{ python3 "$GEN" --count 40 --seed 1515 --omit 1,40; cat "$T/new.1"; } > "$T/expected"
+	cmp "$T/expected" "$T/mail/alice"
+	[ "$(wc -l < "$T/state/alice/updates")" -eq 16 ]
+}

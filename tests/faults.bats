@@ -134,12 +134,12 @@ verdict() {
 				# synced file, a writeback hint, the locks' removal,
 				# a retried link, a statfs (a shared spool then).
 				# Or the writes after the update, of the cache
-				# and of the update-end fence, which only cost
-				# the next session a scan and a second session's
-				# remap its fence, and say so in the log.
+				# and of the updates noted, which only cost the
+				# next session a scan and a second session's remap
+				# its certainty, and say so in the log.
 				case $1 in
 				close|fcntl|link|newfstatat|statfs|sync_file_range|unlink|unlinkat) ;;
-				*) grep -q 'state file update-end: \|cannot write the cache: ' "$T/err" ||
+				*) grep -q 'state file updates: \|cannot write the cache: ' "$T/err" ||
 					{ echo "$err at $p: $reply"; false; } ;;
 				esac
 				[ "$v" = final ] || { echo "$err at $p: $reply, mailbox $v"; false; } ;;

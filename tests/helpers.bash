@@ -84,9 +84,9 @@ pop3_session() {
 }
 
 # left_over DIR: what of an update is left in the state directory DIR, one
-# name a line: all but the cache and the update-end fence, which stay.
+# name a line: all but the cache and the updates noted, which stay.
 left_over() {
-	ls -A "$1" | grep -vx 'cache\|update-end' || true
+	ls -A "$1" | grep -vx 'cache\|updates' || true
 }
 
 # Writes an mbox for user $1 from stdin.

@@ -571,7 +571,7 @@ with open(sys.argv[1], "r+b") as f:
 
 # --- the state directory (-D) -------------------------------------------------
 
-@test "the state directory is made mode 700 and holds only the cache between sessions, and the update-end fence after an update" {
+@test "the state directory is made mode 700 and holds only the cache between sessions, and the updates noted after an update" {
 	gen --count 4 --seed 17
 	pop3_session "USER alice" "PASS secret" STAT "RETR 1" QUIT
 	[ "$status" -eq 0 ]
@@ -579,8 +579,8 @@ with open(sys.argv[1], "r+b") as f:
 	[ "$(ls -A "$T/state/alice")" = cache ]
 	pop3_session "USER alice" "PASS secret" "DELE 1" QUIT
 	[ "$status" -eq 0 ]
-	[ "$(ls -A "$T/state/alice" | tr '\n' ' ')" = "cache update-end " ]
-	[ "$(stat -c %a "$T/state/alice/update-end")" = 600 ]
+	[ "$(ls -A "$T/state/alice" | tr '\n' ' ')" = "cache updates " ]
+	[ "$(stat -c %a "$T/state/alice/updates")" = 600 ]
 }
 
 @test "a state directory others may write is refused: QUIT deletes nothing and says -ERR [SYS/TEMP]" {
