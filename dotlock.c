@@ -3,11 +3,13 @@
  * when it may write there, and otherwise runs its set-group-ID helper,
  * dotlockfile, once to lock and once to unlock: a fork and an exec each, a
  * session's largest fixed cost after PAM. Started as root, we fork one small
- * process instead, before the drop, with the user's uid and only the
- * helper's group: it makes and removes that one lock on request, over a
- * socket, with the checks dotlockfile makes (the mailbox a regular file of
- * the user's, in the directory it started in). It parses nothing of the
- * client's, and goes when the session does, taking its lock with it.
+ * process instead, before PAM (so that it holds the originals of few pages
+ * that the session writes later), which waits until the user is known and
+ * then has the user's uid and only the helper's group: it makes and removes
+ * that one lock on request, over a socket, with the checks dotlockfile
+ * makes (the mailbox a regular file of the user's, in the directory it
+ * started in). It parses nothing of the client's, and goes when the session
+ * does, taking its lock with it.
  *
  * Where the spool is on a file system other hosts share, the pid in a lock
  * may be a live process on another host: liblockfile's manual forbids L_PID
@@ -156,31 +158,61 @@ static void keep(int fd, const struct stat *dir, const char *mailbox,
 	_exit(0);
 }
 
-int dotlock_keeper(const char *path, uid_t uid)
-{
-	const char *base = strrchr(path, '/');
-	char dirname[PATH_MAX], lock[PATH_MAX];
-	struct stat helper, dir;
-	int sv[2];
+/* What the keeper is told once the user is known: whose it is, its group,
+ * and the directory (as stat'ed by the root part) and name of the mailbox. */
+struct order {
+	uid_t uid;
 	gid_t gid;
+	dev_t dev;
+	ino_t ino;
+	char dir[PATH_MAX];
+	char base[NAME_MAX + 1];
+};
+
+/* The keeper, waiting as root for its order (or EOF: no login, or no lock
+ * needed), then the user with the helper's group only, in the directory. */
+static void standby(int fd)
+{
+	struct sigaction sa;
+	struct order o;
+	struct stat dir;
+	char lock[NAME_MAX + sizeof(".lock")];
+
+	/* The client is not ours to hold open, nor any other descriptor;
+	 * the session's signals are not ours to die of: EOF ends us. */
+	close(STDIN_FILENO);
+	close(STDOUT_FILENO);
+	close(STDERR_FILENO);
+	if (fd > STDERR_FILENO + 1)
+		close_range(STDERR_FILENO + 1, fd - 1, 0);
+	close_range(fd + 1, ~0U, 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGPIPE, &sa, NULL);
+	if (recv(fd, &o, sizeof(o), MSG_WAITALL) != sizeof(o) || o.uid == 0 ||
+	    !memchr(o.dir, '\0', sizeof(o.dir)) ||
+	    !memchr(o.base, '\0', sizeof(o.base)))
+		_exit(0);
+	snprintf(lock, sizeof(lock), "%s.lock", o.base);
+	if (chdir(o.dir) || stat(".", &dir) || dir.st_dev != o.dev ||
+	    dir.st_ino != o.ino || setgroups(1, &o.gid) || setgid(o.gid) ||
+	    setuid(o.uid) || getuid() != o.uid || geteuid() != o.uid ||
+	    getegid() != o.gid || setuid(0) == 0 ||
+	    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0))
+		_exit(1);
+	keep(fd, &dir, o.base, lock);
+}
+
+int dotlock_standby(void)
+{
+	int sv[2];
 	pid_t pid;
 
-	if (geteuid() != 0 || !base || base == path ||
-	    (size_t)(base - path) >= sizeof(dirname) ||
-	    snprintf(lock, sizeof(lock), "%s.lock", base + 1) >=
-	    (int)sizeof(lock))
+	if (geteuid() != 0)
 		return 0;
-	memcpy(dirname, path, base - path);
-	dirname[base - path] = '\0';
-	/* liblockfile's own test: only a group-writable directory of the
-	 * helper's set-group-ID group needs the helper. */
-	if (stat(DOTLOCK_HELPER, &helper) || !(helper.st_mode & S_ISGID) ||
-	    stat(dirname, &dir) || !S_ISDIR(dir.st_mode) ||
-	    dir.st_gid != helper.st_gid || !(dir.st_mode & S_IWGRP) ||
-	    (dir.st_mode & S_IWOTH) ||
-	    (dir.st_uid == uid && (dir.st_mode & S_IWUSR)))
-		return 0;
-	gid = helper.st_gid;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) {
 		syslog(LOG_ERR, "dotlock keeper: socketpair: %m");
 		return -1;
@@ -191,39 +223,71 @@ int dotlock_keeper(const char *path, uid_t uid)
 		close(sv[1]);
 		return -1;
 	}
-	if (pid == 0) {
-		struct sigaction sa;
-
-		/* The client is not ours to hold open; the session's signals
-		 * are not ours to die of: EOF on the socket ends us. */
-		close(STDIN_FILENO);
-		close(STDOUT_FILENO);
-		close(STDERR_FILENO);
-		close(sv[0]);
-		memset(&sa, 0, sizeof(sa));
-		sa.sa_handler = SIG_IGN;
-		sigaction(SIGTERM, &sa, NULL);
-		sigaction(SIGHUP, &sa, NULL);
-		sigaction(SIGINT, &sa, NULL);
-		sigaction(SIGPIPE, &sa, NULL);
-		if (chdir(dirname) || setgroups(1, &gid) || setgid(gid) ||
-		    setuid(uid) || getuid() != uid || geteuid() != uid ||
-		    getegid() != gid || setuid(0) == 0 ||
-		    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0))
-			_exit(1);
-		keep(sv[1], &dir, base + 1, lock);
-	}
+	if (pid == 0)
+		standby(sv[1]);
 	close(sv[1]);
-	if (!(kept = malloc(strlen(path) + sizeof(".lock")))) {
-		close(sv[0]);	/* the keeper sees EOF and goes */
+	keeper = sv[0];
+	keeper_pid = pid;
+	return 0;
+}
+
+void dotlock_forget(void)
+{
+	if (keeper >= 0)
+		close(keeper);
+	keeper = -1;
+}
+
+/* Ends the keeper and waits for it. */
+static void keeper_end(void)
+{
+	close(keeper);
+	keeper = -1;
+	while (waitpid(keeper_pid, NULL, 0) < 0 && errno == EINTR)
+		;
+}
+
+int dotlock_keeper(const char *path, uid_t uid)
+{
+	const char *base = strrchr(path, '/');
+	struct stat helper, dir;
+	struct order o;
+
+	memset(&o, 0, sizeof(o));
+	if (keeper < 0 || !base || base == path ||
+	    (size_t)(base - path) >= sizeof(o.dir) ||
+	    strlen(base + 1) >= sizeof(o.base))
+		goto none;
+	memcpy(o.dir, path, base - path);
+	strcpy(o.base, base + 1);
+	/* liblockfile's own test: only a group-writable directory of the
+	 * helper's set-group-ID group needs the helper. */
+	if (stat(DOTLOCK_HELPER, &helper) || !(helper.st_mode & S_ISGID) ||
+	    stat(o.dir, &dir) || !S_ISDIR(dir.st_mode) ||
+	    dir.st_gid != helper.st_gid || !(dir.st_mode & S_IWGRP) ||
+	    (dir.st_mode & S_IWOTH) ||
+	    (dir.st_uid == uid && (dir.st_mode & S_IWUSR)) || uid == 0)
+		goto none;
+	o.uid = uid;
+	o.gid = helper.st_gid;
+	o.dev = dir.st_dev;
+	o.ino = dir.st_ino;
+	if (!(kept = malloc(strlen(path) + sizeof(".lock"))) ||
+	    send(keeper, &o, sizeof(o), MSG_NOSIGNAL) != sizeof(o)) {
+		syslog(LOG_ERR, "dotlock keeper: cannot start it: %m");
+		free(kept);
+		kept = NULL;
+		keeper_end();
 		return -1;
 	}
 	sprintf(kept, "%s.lock", path);
-	keeper = sv[0];
-	keeper_pid = pid;
 	syslog(LOG_DEBUG, "dotlock keeper for %s (group %lu)", kept,
-	    (unsigned long)gid);
+	    (unsigned long)o.gid);
 	return 1;
+none:
+	if (keeper >= 0)	/* the keeper waiting is not needed */
+		keeper_end();
+	return 0;
 }
 
 /* One request to the keeper. Returns its status, or -1 when it is gone. */
@@ -248,7 +312,8 @@ int dotlock_create(const char *name)
 {
 	int r, flags;
 
-	if (keeper >= 0 && !strcmp(name, kept) && (r = ask('L')) >= 0)
+	if (keeper >= 0 && kept && !strcmp(name, kept) &&
+	    (r = ask('L')) >= 0)
 		return r;
 	flags = lock_flags(name);
 	r = lockfile_create(name, 0, flags);
@@ -268,7 +333,8 @@ int dotlock_remove(const char *name)
 		free(touching);
 		touching = NULL;
 	}
-	if (keeper >= 0 && !strcmp(name, kept) && (r = ask('U')) >= 0)
+	if (keeper >= 0 && kept && !strcmp(name, kept) &&
+	    (r = ask('U')) >= 0)
 		return r == L_SUCCESS ? 0 : -1;
 	return lockfile_remove(name);
 }
@@ -289,8 +355,10 @@ void dotlock_done(void)
 {
 	if (keeper < 0)
 		return;
-	close(keeper);
-	keeper = -1;
-	while (waitpid(keeper_pid, NULL, 0) < 0 && errno == EINTR)
-		;
+	/* A keeper with a lock removes it before it goes: the next session
+	 * must not find it. One still waiting holds nothing. */
+	if (kept)
+		keeper_end();
+	else
+		dotlock_forget();
 }

@@ -16,11 +16,21 @@ enum dotlock_share { DOTLOCK_DETECT, DOTLOCK_LOCAL, DOTLOCK_SHARED };
 /* Sets how, for every lock made from then on, before dotlock_keeper. */
 void dotlock_set_share(enum dotlock_share how);
 
+/* As root, before PAM and the pre-auth child: forks the keeper, a copy of
+ * the process while it is still small, to wait for dotlock_keeper. Returns
+ * 0 (also when not root: no keeper), or -1 (logged). */
+int dotlock_standby(void);
+
+/* In a child that is not to reach the keeper (the pre-auth one): closes our
+ * end of its socket. */
+void dotlock_forget(void);
+
 /* As root, before the drop to uid: if only the group that liblockfile's
- * helper runs as may make locks next to the mailbox at path, forks the
- * keeper, with that group and uid, for path's dotlock. Returns 1 when it
- * runs, 0 when it is not needed (or we are not root), -1 when it could not
- * start (logged): liblockfile's own helper serves then. */
+ * helper runs as may make locks next to the mailbox at path, tells the
+ * keeper to become uid with that group, for path's dotlock; else lets it
+ * go. Returns 1 when it runs, 0 when it is not needed (or there is none),
+ * -1 when it could not start (logged): liblockfile's own helper serves
+ * then. */
 int dotlock_keeper(const char *path, uid_t uid);
 
 /* Creates the dotlock name (retrying only as lockfile_create does for 0
@@ -38,8 +48,8 @@ void dotlock_refresh(void);
 /* Removes the dotlock name. Returns 0, or -1 with errno set. */
 int dotlock_remove(const char *name);
 
-/* Ends the keeper, if one runs, and waits for it: it removes its lock if it
- * still holds one. */
+/* Ends the keeper, if one runs, and waits for one that was given a lock
+ * to keep: it removes the lock if it still holds it. */
 void dotlock_done(void);
 
 #endif

@@ -310,11 +310,15 @@ int root_parent(struct session *s)
 	enum verdict v;
 	ssize_t n;
 	int fd, got;
-	pid_t pid = privsep_fork(&fd);
+	pid_t pid;
 
-	if (pid < 0)
+	/* The keeper first, while this process is small: it holds the
+	 * copy of every page that we write later (see dotlock.c). */
+	dotlock_standby();
+	if ((pid = privsep_fork(&fd)) < 0)
 		return 1;
 	if (pid == 0) {
+		dotlock_forget();
 		channel = fd;
 		exit(session_run(s, 1));
 	}

@@ -22,6 +22,7 @@ teardown() {
 # running after S s" (the handler is then killed); the replies, CR removed,
 # are left in $T/out, the log in $T/err. With STOP_CHILD=1 the pre-auth child
 # is stopped (SIGSTOP) half a second in, as a compromised one might hang.
+# (The dotlock keeper that waits beside it is not.)
 dribble() {
 	local gap="$1" secs="$2" text="$3"
 	shift 3
@@ -49,8 +50,10 @@ dribble() {
 	while p.poll() is None and time.monotonic() - start < secs:
 	    if os.environ.get("STOP_CHILD") and not stopped and time.monotonic() - start > 0.5:
 	        # the handler is env's exec, so its pid is p.pid
+	        # (not the dotlock keeper waiting beside it, which is root)
 	        with open("/proc/%d/task/%d/children" % (p.pid, p.pid)) as f:
-	            stopped = [int(c) for c in f.read().split()]
+	            stopped = [int(c) for c in f.read().split()
+	                       if os.stat("/proc/" + c).st_uid != 0]
 	        for c in stopped:
 	            os.kill(c, signal.SIGSTOP)
 	            print("stopped child %d" % c)
