@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
@@ -213,6 +214,7 @@ enum result transaction_start(struct session *s, const char *path,
 	syslog(LOG_INFO, "login: user=%s host=%s method=%s messages=%lu "
 	    "octets=%llu", printable(s->who.name, name, sizeof(name)), s->peer,
 	    method, count, octets);
+	malloc_trim(0);
 	return reply(s, P_OK, "maildrop has %lu message%s (%llu octets)",
 	    count, count == 1 ? "" : "s", octets);
 }
