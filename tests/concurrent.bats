@@ -196,26 +196,38 @@ new_like() {
 	EOF
 }
 
-@test "mail that came during the other session, moved by its QUIT to where our last message started, with its very From_ line, is new mail" {
-	new_like 40
-	transcript <<-EOF
-	S: +OK pop3-handler ready
-	C: USER alice
-	S: +OK Send PASS
-	C: PASS secret
-	S* +OK maildrop has 40 messages *
-	! feed "$T/mail/alice" "$T/new" "DELE 40" | env LD_PRELOAD="$PAM_WRAPPER_LIB" PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR="$T/pam.d" ${RUNAS[*]} "$HANDLER" -m "$T/mail/%u" -D "$T/state/%u" > "$T/out2"
-	C: STAT
-	S* +OK 39 *
-	C: DELE 1
-	S: +OK Message 1 deleted
-	C: QUIT
-	S: +OK pop3-handler signing off (38 messages left)
-	EOF
-	grep -q "^+OK pop3-handler signing off (39 messages left)" "$T/out2"
-	{ python3 "$GEN" --count 40 --seed 1515 --omit 1,40; cat "$T/new"; } > "$T/expected"
+# other: the command line of another session of alice's, its script on stdin.
+other() {
+	echo "env LD_PRELOAD=$PAM_WRAPPER_LIB PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR=$T/pam.d ${RUNAS[*]} $HANDLER -m $T/mail/%u -D $T/state/%u"
+}
+
+# kept_through COMMAND...: our session of the 40 messages, with each COMMAND
+# run (a transcript's ! line) after its login. Other sessions took message
+# 40 meanwhile, and mail came: our session sees 39, deletes message 1, and
+# leaves the rest of ours and $T/new.1, the new mail that was kept.
+kept_through() {
+	local c
+	{
+		printf '%s\n' "S: +OK pop3-handler ready" "C: USER alice" \
+			"S: +OK Send PASS" "C: PASS secret" \
+			"S* +OK maildrop has 40 messages *"
+		for c; do
+			printf '! %s\n' "$c"
+		done
+		printf '%s\n' "C: STAT" "S* +OK 39 *" "C: DELE 1" \
+			"S: +OK Message 1 deleted" "C: QUIT" \
+			"S: +OK pop3-handler signing off (38 messages left)"
+	} | transcript
+	{ python3 "$GEN" --count 40 --seed 1515 --omit 1,40; cat "$T/new.1"; } > "$T/expected"
 	cmp "$T/expected" "$T/mail/alice"
 	! grep -q 'edited in place' "$T/err" || false
+}
+
+@test "mail that came during the other session, moved by its QUIT to where our last message started, with its very From_ line, is new mail" {
+	new_like 40
+	cp "$T/new" "$T/new.1"
+	kept_through "feed $T/mail/alice $T/new 'DELE 40' | $(other) > $T/out2"
+	grep -q "^+OK pop3-handler signing off (39 messages left)" "$T/out2"
 }
 
 @test "two other sessions' QUITs: the first cut off our last message and mail with its From_ line came there, the second deleted after it: new mail" {
@@ -225,25 +237,10 @@ new_like() {
 	cat "$T/new.1" "$T/new" > "$T/both"
 	printf '%s\r\n' "USER alice" "PASS secret" "DELE 40" QUIT > "$T/in2"
 	printf '%s\r\n' "USER alice" "PASS secret" "DELE 41" QUIT > "$T/in3"
-	transcript <<-EOF
-	S: +OK pop3-handler ready
-	C: USER alice
-	S: +OK Send PASS
-	C: PASS secret
-	S* +OK maildrop has 40 messages *
-	! env LD_PRELOAD="$PAM_WRAPPER_LIB" PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR="$T/pam.d" ${RUNAS[*]} "$HANDLER" -m "$T/mail/%u" -D "$T/state/%u" < "$T/in2" > "$T/out2"
-	! locked_append "$T/mail/alice" < "$T/both"
-	! env LD_PRELOAD="$PAM_WRAPPER_LIB" PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR="$T/pam.d" ${RUNAS[*]} "$HANDLER" -m "$T/mail/%u" -D "$T/state/%u" < "$T/in3" > "$T/out3"
-	C: STAT
-	S* +OK 39 *
-	C: DELE 1
-	S: +OK Message 1 deleted
-	C: QUIT
-	S: +OK pop3-handler signing off (38 messages left)
-	EOF
+	kept_through "$(other) < $T/in2 > $T/out2" \
+		"locked_append $T/mail/alice < $T/both" \
+		"$(other) < $T/in3 > $T/out3"
 	grep -q '^+OK pop3-handler signing off (40 messages left)' "$T/out3"
-	{ python3 "$GEN" --count 40 --seed 1515 --omit 1,40; cat "$T/new.1"; } > "$T/expected"
-	cmp "$T/expected" "$T/mail/alice"
 	[ "$(wc -l < "$T/state/alice/updates")" -eq 3 ]
 }
 
@@ -261,27 +258,12 @@ new_like() {
 	cat > "$T/others" <<-EOF
 	for i in \$(seq 1 17); do
 		printf '%s\r\n' "USER alice" "PASS secret" "DELE \$((58 - i))" QUIT |
-		env LD_PRELOAD="$PAM_WRAPPER_LIB" PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR="$T/pam.d" ${RUNAS[*]} "$HANDLER" -m "$T/mail/%u" -D "$T/state/%u" > "$T/out3" || exit
+		$(other) > "$T/out3" || exit
 	done
 	EOF
-	transcript <<-EOF
-	S: +OK pop3-handler ready
-	C: USER alice
-	S: +OK Send PASS
-	C: PASS secret
-	S* +OK maildrop has 40 messages *
-	! env LD_PRELOAD="$PAM_WRAPPER_LIB" PAM_WRAPPER=1 PAM_WRAPPER_SERVICE_DIR="$T/pam.d" ${RUNAS[*]} "$HANDLER" -m "$T/mail/%u" -D "$T/state/%u" < "$T/in2" > "$T/out2"
-	! cat "$T/new.1" "$T/more" | locked_append "$T/mail/alice"
-	! bash "$T/others"
-	C: STAT
-	S* +OK 39 *
-	C: DELE 1
-	S: +OK Message 1 deleted
-	C: QUIT
-	S: +OK pop3-handler signing off (38 messages left)
-	EOF
+	kept_through "$(other) < $T/in2 > $T/out2" \
+		"cat $T/new.1 $T/more | locked_append $T/mail/alice" \
+		"bash $T/others"
 	grep -q "^+OK pop3-handler signing off (40 messages left)" "$T/out3"
-	{ python3 "$GEN" --count 40 --seed 1515 --omit 1,40; cat "$T/new.1"; } > "$T/expected"
-	cmp "$T/expected" "$T/mail/alice"
 	[ "$(wc -l < "$T/state/alice/updates")" -eq 16 ]
 }
