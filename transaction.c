@@ -3,10 +3,10 @@
  * message commands, UPDATE at QUIT, and the logout.
  */
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
@@ -214,7 +214,7 @@ enum result transaction_start(struct session *s, const char *path,
 	syslog(LOG_INFO, "login: user=%s host=%s method=%s messages=%lu "
 	    "octets=%llu", printable(s->who.name, name, sizeof(name)), s->peer,
 	    method, count, octets);
-	malloc_trim(0);
+	malloc_trim(0);	/* what PAM freed, kept dirty while we idle */
 	return reply(s, P_OK, "maildrop has %lu message%s (%llu octets)",
 	    count, count == 1 ? "" : "s", octets);
 }
