@@ -293,7 +293,11 @@ int maildrop_open(struct maildrop *md, const char *path, const char *state,
 	if (fresh)
 		cache_write(md, md->rbuf);
 	keep_validity(md);
+	/* An idle session keeps none of it: RETR's window, a scan and a
+	 * remap take it again when they need it. */
 	md->win_len = 0;
+	free(md->rbuf);
+	md->rbuf = NULL;
 	return 0;
 
 fail_locked:

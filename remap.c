@@ -298,6 +298,10 @@ int maildrop_fresh(struct maildrop *md, const char **err)
 		return 0;	/* no file at login: mail since waits */
 	if (!fstat(md->fd, &st) && commit_times_same(md, &st))
 		return 0;
+	if (!md->rbuf && !(md->rbuf = malloc(MAILBOX_CHUNK))) {
+		*err = "[SYS/TEMP] Out of memory, try again";
+		return -2;
+	}
 	if (mailfile_lock(md)) {
 		if (errno == EAGAIN) {
 			syslog(LOG_NOTICE, "%s: changed, and locked by another "
