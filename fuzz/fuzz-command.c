@@ -583,6 +583,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(s.md.fd == base.fd);
 		if (s.md.state >= 0 && s.md.state != base.state)
 			close(s.md.state);
+		if (s.md.rbuf != base.rbuf)	/* RETR's window took one */
+			free(s.md.rbuf);
 		free(copy);
 	} else if (s.md.path)
 		maildrop_close(&s.md);	/* also after a failed open */
