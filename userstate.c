@@ -187,7 +187,8 @@ struct noted {
 
 #define NOTED_MAX	96	/* a line's length at most, with its LF */
 
-/* The updates noted in dir, oldest first: how many (up to UPDATES_KEPT). */
+/* The updates noted in dir, oldest first: how many (up to UPDATES_KEPT), or
+ * -1 with errno set when the file is there but cannot be read. */
 static int updates_read(int dir, struct noted *u)
 {
 	char buf[UPDATES_KEPT * NOTED_MAX + 1], *p, *nl;
@@ -195,11 +196,11 @@ static int updates_read(int dir, struct noted *u)
 	int n = 0, fd = userstate_file(dir, UPDATES_FILE, O_RDONLY);
 
 	if (fd < 0)
-		return 0;
+		return errno == ENOENT ? 0 : -1;
 	len = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
 	if (len <= 0)
-		return 0;
+		return len;
 	buf[len] = '\0';
 	for (p = buf; n < UPDATES_KEPT && (nl = strchr(p, '\n')); p = nl + 1) {
 		*nl = '\0';
@@ -225,6 +226,13 @@ void userstate_note_update(int dir, dev_t dev, ino_t ino, off_t start)
 	char buf[UPDATES_KEPT * NOTED_MAX];
 	int fd, i, len = 0, n = updates_read(dir, u);
 
+	if (n < 0) {
+		/* The ones before are lost: this one stands for them, as
+		 * rewriting it all (a remap then takes all for new). */
+		syslog(LOG_ERR, "state file " UPDATES_FILE ": %m");
+		n = 0;
+		start = 0;
+	}
 	if (n == UPDATES_KEPT)	/* the oldest gives way */
 		memmove(u, u + 1, --n * sizeof(*u));
 	/* The clock, not a file's time: those are a tick coarse, and a
@@ -252,6 +260,10 @@ int userstate_rewritten_from(int dir, dev_t dev, ino_t ino,
 	struct noted u[UPDATES_KEPT];
 	int i, found = 0, n = updates_read(dir, u);
 
+	if (n < 0) {	/* unreadable: as if all was rewritten */
+		*from = 0;
+		return 1;
+	}
 	for (i = 0; i < n; i++)
 		if (u[i].dev == (unsigned long long)dev &&
 		    u[i].ino == (unsigned long long)ino &&

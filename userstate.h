@@ -49,12 +49,13 @@ int userstate_set_validity(int dir, uint32_t v);
 /* Notes that an UPDATE of the mailbox (dev, ino) just rewrote it from
  * offset start on (UPDATES_FILE, with the time; renamed into place, not
  * synced: it is a hint). A failure is logged and costs only a remap's
- * certainty. */
+ * certainty; where the earlier ones cannot be read, it is noted as from 0. */
 void userstate_note_update(int dir, dev_t dev, ino_t ino, off_t start);
 
 /* The lowest offset that an UPDATE of the mailbox (dev, ino) noted after
  * the time after rewrote it from: 1 with *from set (0 when more were made
- * since than are kept), or 0 when none was noted. Logs nothing. */
+ * since than are kept, or when the file cannot be read), or 0 when none
+ * was noted. Logs nothing. */
 int userstate_rewritten_from(int dir, dev_t dev, ino_t ino,
     const struct timespec *after, off_t *from);
 
