@@ -13,7 +13,7 @@
 load helpers
 load e2e
 
-PAIRS=9		# pairs per comparison; the median of their gaps is asserted
+PAIRS=15	# pairs per comparison; the median of their gaps is asserted
 
 # bats 1.8 (Debian 12) cannot skip from setup_file: it sets nothing up, and
 # setup skips each test.
