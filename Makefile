@@ -34,10 +34,20 @@ OBJS = pop3-handler.o session.o client.o timing.o text.o authorization.o \
     remap.o mailfile.o output.o lines.o dotlock.o privsep.o sasl.o userstate.o proxy.o \
     vusers.o
 
-all: $(PROG)
+# The dotlock keeper's own program, installed beside the handler, which runs
+# it from there (dotlock.c). Static, so that an idle session's keeper holds a
+# few pages of its own and loads no library (README, "Memory").
+KEEPER = pop3-handler-keeper
+KEEPER_OBJS = keeper.o dotlock.o
+KEEPER_LDFLAGS = -static-pie -Wl,-z,relro -Wl,-z,now
+
+all: $(PROG) $(KEEPER)
 
 $(PROG): $(OBJS)
 	$(CC) $(HARDEN_CFLAGS) $(CFLAGS) $(HARDEN_LDFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(LDLIBS)
+
+$(KEEPER): $(KEEPER_OBJS)
+	$(CC) $(HARDEN_CFLAGS) $(CFLAGS) $(KEEPER_LDFLAGS) $(LDFLAGS) -o $@ $(KEEPER_OBJS) -llockfile
 
 .c.o:
 	$(CC) $(HARDEN_CPPFLAGS) $(CPPFLAGS) $(HARDEN_CFLAGS) $(CFLAGS) -c -o $@ $<
@@ -75,6 +85,7 @@ mailfile.o: mailfile.c params.h dotlock.h maildrop.h mailfile.h output.h \
 output.o: output.c output.h
 lines.o: lines.c lines.h
 dotlock.o: dotlock.c params.h dotlock.h
+keeper.o: keeper.c dotlock.h
 privsep.o: privsep.c params.h privsep.h
 sasl.o: sasl.c sasl.h
 userstate.o: userstate.c params.h userstate.h
@@ -86,27 +97,30 @@ vusers.o: vusers.c params.h auth.h vusers.h
 tests/lines-check: tests/lines-check.c tests/lines-ref.c tests/lines-ref.h lines.o lines.h
 	$(CC) $(CFLAGS) $(CPPFLAGS) $(LDFLAGS) -o $@ tests/lines-check.c tests/lines-ref.c lines.o
 
-check: $(PROG) tests/lines-check
+check: $(PROG) $(KEEPER) tests/lines-check
 	BATS=$(BATS) sh tests/run
 
-install: $(PROG)
+install: $(PROG) $(KEEPER)
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MAN8DIR)
 	install -m 755 $(PROG) $(DESTDIR)$(SBINDIR)/$(PROG)
+	install -m 755 $(KEEPER) $(DESTDIR)$(SBINDIR)/$(KEEPER)
 	install -m 644 $(PROG).8 $(DESTDIR)$(MAN8DIR)/$(PROG).8
+	install -m 644 $(KEEPER).8 $(DESTDIR)$(MAN8DIR)/$(KEEPER).8
 	for f in $(EXAMPLES); do \
 		install -d $(DESTDIR)$(EXAMPLESDIR)/$${f%/*} && \
 		install -m 644 $$f $(DESTDIR)$(EXAMPLESDIR)/$$f || exit 1; \
 	done
 
 uninstall:
-	rm -f $(DESTDIR)$(SBINDIR)/$(PROG) $(DESTDIR)$(MAN8DIR)/$(PROG).8
+	rm -f $(DESTDIR)$(SBINDIR)/$(PROG) $(DESTDIR)$(SBINDIR)/$(KEEPER) \
+		$(DESTDIR)$(MAN8DIR)/$(PROG).8 $(DESTDIR)$(MAN8DIR)/$(KEEPER).8
 	for f in $(EXAMPLES); do rm -f $(DESTDIR)$(EXAMPLESDIR)/$$f; done
 	for d in $(EXAMPLES); do echo $${d%/*}; echo $${d%%/*}; done | sort -ru | \
 		while read -r d; do rmdir $(DESTDIR)$(EXAMPLESDIR)/$$d 2>/dev/null; done; \
 		rmdir $(DESTDIR)$(EXAMPLESDIR) $(DESTDIR)$(DOCDIR) 2>/dev/null; true
 
 clean:
-	rm -f $(PROG) $(OBJS) tests/lines-check
+	rm -f $(PROG) $(KEEPER) $(OBJS) keeper.o tests/lines-check
 
 # The Debian package (debian/, README "Installing on Debian"): ../pop3-handler_*.deb.
 deb:
@@ -116,10 +130,10 @@ deb:
 
 # Benchmark against popa3d and Dovecot (issue 4), as root: one table on stdout.
 # Not part of check. bench-quick: small mailboxes, 2 repeats, a couple of minutes.
-bench: $(PROG)
+bench: $(PROG) $(KEEPER)
 	sh bench/run.sh
 
-bench-quick: $(PROG)
+bench-quick: $(PROG) $(KEEPER)
 	BENCH_QUICK=1 sh bench/run.sh
 
 .PHONY: bench bench-quick
@@ -144,7 +158,7 @@ $(PROG)-san: $(OBJS:.o=.c) $(wildcard *.h) tests/san-options.c
 	$(SAN_CC) $(SAN_CFLAGS) $(CPPFLAGS) -DSAN_LOG_DIR='"$(CURDIR)/san-logs"' \
 		-o $@ $(OBJS:.o=.c) tests/san-options.c $(LDLIBS) $(SAN_LDLIBS)
 
-sanitize: $(PROG)-san
+sanitize: $(PROG)-san $(KEEPER)
 	BATS=$(BATS) SAN_LOG_DIR=$(CURDIR)/san-logs sh tests/sanitize.sh
 
 fuzz:

@@ -2,14 +2,14 @@
  * The dotlock keeper. liblockfile makes a lock next to the mailbox itself
  * when it may write there, and otherwise runs its set-group-ID helper,
  * dotlockfile, once to lock and once to unlock: a fork and an exec each, a
- * session's largest fixed cost after PAM. Started as root, we fork one small
- * process instead, before PAM (so that it holds the originals of few pages
- * that the session writes later), which waits until the user is known and
- * then has the user's uid and only the helper's group: it makes and removes
- * that one lock on request, over a socket, with the checks dotlockfile
- * makes (the mailbox a regular file of the user's, in the directory it
- * started in). It parses nothing of the client's, and goes when the session
- * does, taking its lock with it.
+ * session's largest fixed cost after PAM. Started as root, we start one
+ * small process instead, before PAM: its own static program (keeper.c) where
+ * it is installed beside us, else a copy of us forked while we are small. It
+ * waits until the user is known and then has the user's uid and only the
+ * helper's group: it makes and removes that one lock on request, over a
+ * socket, with the checks dotlockfile makes (the mailbox a regular file of
+ * the user's, in the directory it started in). It parses nothing of the
+ * client's, and goes when the session does, taking its lock with it.
  *
  * Where the spool is on a file system other hosts share, the pid in a lock
  * may be a live process on another host: liblockfile's manual forbids L_PID
@@ -23,6 +23,7 @@
 #include <lockfile.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,8 +117,8 @@ static int fit(const struct stat *dir, const char *mailbox)
 /* The keeper: 'L' locks, 'U' unlocks, EOF ends it (unlocking first). A
  * lock without a pid is touched every DOTLOCK_TOUCH seconds it is held,
  * whatever the session is doing meanwhile. */
-static void keep(int fd, const struct stat *dir, const char *mailbox,
-    const char *lock)
+static void __attribute__((noreturn)) keep(int fd, const struct stat *dir,
+    const char *mailbox, const char *lock)
 {
 	struct pollfd pfd = { fd, POLLIN, 0 };
 	struct answer a;
@@ -163,6 +164,7 @@ static void keep(int fd, const struct stat *dir, const char *mailbox,
 struct order {
 	uid_t uid;
 	gid_t gid;
+	enum dotlock_share share;	/* -F */
 	dev_t dev;
 	ino_t ino;
 	char dir[PATH_MAX];
@@ -171,7 +173,7 @@ struct order {
 
 /* The keeper, waiting as root for its order (or EOF: no login, or no lock
  * needed), then the user with the helper's group only, in the directory. */
-static void standby(int fd)
+void dotlock_serve(int fd)
 {
 	struct sigaction sa;
 	struct order o;
@@ -196,6 +198,7 @@ static void standby(int fd)
 	    !memchr(o.dir, '\0', sizeof(o.dir)) ||
 	    !memchr(o.base, '\0', sizeof(o.base)))
 		_exit(0);
+	share = o.share;
 	snprintf(lock, sizeof(lock), "%s.lock", o.base);
 	if (chdir(o.dir) || stat(".", &dir) || dir.st_dev != o.dev ||
 	    dir.st_ino != o.ino || setgroups(1, &o.gid) || setgid(o.gid) ||
@@ -204,6 +207,81 @@ static void standby(int fd)
 	    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0))
 		_exit(1);
 	keep(fd, &dir, o.base, lock);
+}
+
+/*
+ * Starts the keeper's own program, KEEPER_NAME beside ours, with the socket
+ * fd on KEEPER_FD and an empty environment; of our other descriptors only
+ * the client's are not close-on-exec, and it closes them first (as the
+ * forked copy does, dotlock_serve). It is a small static program, so the keeper holds a few
+ * pages of its own instead of the originals of every page of ours that the
+ * session writes later (README, "Memory"), and it is spawned without a
+ * copy of us (vfork). Root runs it, so it must be a regular file of root's
+ * that no one else may write, as ours is. Returns its pid, or -1 when it
+ * cannot be run (logged, unless it is not there).
+ */
+static pid_t spawn_keeper(int fd)
+{
+	static char *const argv[] = { KEEPER_NAME, NULL }, *const envp[] = {
+		NULL
+	};
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	char path[PATH_MAX], exe_path[sizeof("/proc/self/fd/") + 12];
+	struct stat st;
+	sigset_t none;
+	ssize_t n;
+	char *slash;
+	pid_t pid = -1;
+	int exe, err;
+
+	n = readlink("/proc/self/exe", path, sizeof(path) -
+	    sizeof(KEEPER_NAME));
+	if (n <= 0 || !(slash = memrchr(path, '/', n)))
+		return -1;
+	strcpy(slash + 1, KEEPER_NAME);
+	if ((exe = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+		if (errno != ENOENT)
+			syslog(LOG_ERR, "dotlock keeper: %s: %m", path);
+		return -1;
+	}
+	if (fstat(exe, &st) || !S_ISREG(st.st_mode) || st.st_uid != 0 ||
+	    (st.st_mode & (S_IWGRP | S_IWOTH))) {
+		syslog(LOG_ERR, "dotlock keeper: %s is not a file of root's "
+		    "that only root may write: not run", path);
+		close(exe);
+		return -1;
+	}
+	if (exe == KEEPER_FD) {	/* the dup2 below would replace it */
+		int moved = fcntl(exe, F_DUPFD_CLOEXEC, KEEPER_FD + 1);
+
+		close(exe);
+		if ((exe = moved) < 0)
+			return -1;
+	}
+	/* The file we checked, by its descriptor, as fexecve does. */
+	snprintf(exe_path, sizeof(exe_path), "/proc/self/fd/%d", exe);
+	sigemptyset(&none);
+	if ((err = posix_spawn_file_actions_init(&fa)) == 0) {
+		if ((err = posix_spawnattr_init(&attr)) == 0) {
+			if (!(err = posix_spawn_file_actions_adddup2(&fa, fd,
+			    KEEPER_FD)) &&
+			    !(err = posix_spawnattr_setflags(&attr,
+			    POSIX_SPAWN_SETSIGMASK)) &&
+			    !(err = posix_spawnattr_setsigmask(&attr, &none)))
+				err = posix_spawn(&pid, exe_path, &fa, &attr,
+				    argv, envp);
+			posix_spawnattr_destroy(&attr);
+		}
+		posix_spawn_file_actions_destroy(&fa);
+	}
+	close(exe);
+	if (err) {
+		errno = err;
+		syslog(LOG_ERR, "dotlock keeper: %s: %m", path);
+		return -1;
+	}
+	return pid;
 }
 
 int dotlock_standby(void)
@@ -217,14 +295,15 @@ int dotlock_standby(void)
 		syslog(LOG_ERR, "dotlock keeper: socketpair: %m");
 		return -1;
 	}
-	if ((pid = fork()) < 0) {
+	/* Without its program, a copy of us, forked while we are small. */
+	if ((pid = spawn_keeper(sv[1])) < 0 && (pid = fork()) < 0) {
 		syslog(LOG_ERR, "dotlock keeper: fork: %m");
 		close(sv[0]);
 		close(sv[1]);
 		return -1;
 	}
 	if (pid == 0)
-		standby(sv[1]);
+		dotlock_serve(sv[1]);
 	close(sv[1]);
 	keeper = sv[0];
 	keeper_pid = pid;
@@ -270,6 +349,7 @@ int dotlock_keeper(const char *path, uid_t uid)
 		goto none;
 	o.uid = uid;
 	o.gid = helper.st_gid;
+	o.share = share;
 	o.dev = dir.st_dev;
 	o.ino = dir.st_ino;
 	if (!(kept = malloc(strlen(path) + sizeof(".lock"))) ||

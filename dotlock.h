@@ -2,7 +2,8 @@
  * The mailbox's dotlock (Debian Policy 11.6), through liblockfile. Where the
  * spool directory is writable only by its group (Debian's /var/mail: root:mail
  * 2775), liblockfile runs its setgid helper for every lock and unlock; started
- * as root, we instead keep a small process with just that group to do it.
+ * as root, we instead keep a small process with just that group to do it
+ * (its own program: keeper.c).
  */
 #ifndef POP3_DOTLOCK_H
 #define POP3_DOTLOCK_H
@@ -16,10 +17,22 @@ enum dotlock_share { DOTLOCK_DETECT, DOTLOCK_LOCAL, DOTLOCK_SHARED };
 /* Sets how, for every lock made from then on, before dotlock_keeper. */
 void dotlock_set_share(enum dotlock_share how);
 
-/* As root, before PAM and the pre-auth child: forks the keeper, a copy of
- * the process while it is still small, to wait for dotlock_keeper. Returns
- * 0 (also when not root: no keeper), or -1 (logged). */
+/* As root, before PAM and the pre-auth child: starts the keeper, its own
+ * program KEEPER_NAME from beside us (or, where that is not there or not
+ * root's alone, a copy of the process while it is still small), to wait for
+ * dotlock_keeper. Returns 0 (also when not root: no keeper), or -1
+ * (logged). */
 int dotlock_standby(void);
+
+/* The keeper's own program, which dotlock_standby runs from beside ours,
+ * and the descriptor of its socket there. */
+#define KEEPER_NAME "pop3-handler-keeper"
+#define KEEPER_FD 3
+
+/* The keeper, in the forked copy or in its own program: waits on fd for
+ * dotlock_keeper's order, then makes and removes the one lock on request;
+ * EOF ends it. Does not return. */
+void dotlock_serve(int fd) __attribute__((noreturn));
 
 /* In a child that is not to reach the keeper (the pre-auth one): closes our
  * end of its socket. */
