@@ -186,6 +186,73 @@ dotlock() {
 	[ ! -e "/var/mail/$U.lock" ]
 }
 
+# traced [HANDLER]: root_session under strace -f (processes, files, links);
+# leaves the trace in $R/trace and in $keeper the pid that made the lock.
+traced() {
+	local h=${1:-$HANDLER}
+	status=0
+	strace -f -qq -o "$R/trace" -e trace=execve,openat,link,unlink -e signal=none \
+		"$h" -d "${OPTS[@]}" < "$R/in" > "$R/out" 2> "$R/err" || status=$?
+	output="$(tr -d '\r' < "$R/out")"
+	IFS=$'\n' read -r -d '' -a lines <<< "$output" || true
+	keeper=$(grep -E "^[0-9]+ +link\(.*\"$U.lock\"\) += 0" "$R/trace" | head -1 | awk '{ print $1 }')
+}
+
+@test "as root, the keeper is its own static program from beside the handler: it loads no library and makes the lock" {
+	[ "$(id -u)" = 0 ] || skip "needs root: makes a system user and a /var/mail spool"
+	command -v strace >/dev/null || skip "strace is not installed"
+	as_root
+	traced
+	[[ "${lines[2]}" == "+OK maildrop has 3 messages"* ]] || { echo "$output"; cat "$R/err"; false; }
+	grep -q "dotlock keeper for /var/mail/$U.lock" "$R/err"
+	[ -n "$keeper" ]
+	# run as the checked file, by its descriptor, with nothing in its environment
+	grep -E "^$keeper +execve\(\"/proc/self/fd/[0-9]+\", \[\"pop3-handler-keeper\"\], .*/\* 0 vars \*/\) = 0" "$R/trace"
+	! grep -E "^$keeper +openat\(.*\.so" "$R/trace" || false
+	grep -qE "^$keeper +unlink\(\"$U.lock\"\) += 0" "$R/trace"
+	[ ! -e "/var/mail/$U.lock" ]
+}
+
+@test "as root, without its program beside the handler the keeper is a copy of the handler, and the session is the same" {
+	[ "$(id -u)" = 0 ] || skip "needs root: makes a system user and a /var/mail spool"
+	command -v strace >/dev/null || skip "strace is not installed"
+	as_root
+	mkdir "$R/alone"
+	cp "$HANDLER" "$R/alone/pop3-handler"
+	traced "$R/alone/pop3-handler"
+	[[ "${lines[2]}" == "+OK maildrop has 3 messages"* ]] || { echo "$output"; cat "$R/err"; false; }
+	[ -n "$keeper" ]
+	[ "$(grep -c execve "$R/trace")" = 1 ]
+	! grep -q "keeper.*not run\|keeper: .*pop3-handler-keeper" "$R/err" || false
+	[ ! -e "/var/mail/$U.lock" ]
+}
+
+@test "as root, a keeper program that others may write is not run: it is logged, and a copy keeps the lock" {
+	[ "$(id -u)" = 0 ] || skip "needs root: makes a system user and a /var/mail spool"
+	command -v strace >/dev/null || skip "strace is not installed"
+	as_root
+	mkdir "$R/gw"
+	cp "$HANDLER" "$R/gw/pop3-handler"
+	cp "$(dirname "$HANDLER")/pop3-handler-keeper" "$R/gw/"
+	chmod g+w "$R/gw/pop3-handler-keeper"
+	traced "$R/gw/pop3-handler"
+	[[ "${lines[2]}" == "+OK maildrop has 3 messages"* ]] || { echo "$output"; cat "$R/err"; false; }
+	grep -q "dotlock keeper: $R/gw/pop3-handler-keeper is not a file of root's that only root may write: not run" "$R/err"
+	[ "$(grep -c execve "$R/trace")" = 1 ]
+	[ -n "$keeper" ]
+	chmod g-w "$R/gw/pop3-handler-keeper"
+	chown "$U" "$R/gw/pop3-handler-keeper"
+	traced "$R/gw/pop3-handler"
+	grep -q "pop3-handler-keeper is not a file of root's" "$R/err"
+	[ "$(grep -c execve "$R/trace")" = 1 ]
+}
+
+@test "the keeper's program run by hand says who runs it, and exits 2" {
+	run "$(dirname "$HANDLER")/pop3-handler-keeper"
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"pop3-handler runs this, as root, with its socket on descriptor 3"* ]]
+}
+
 @test "-F takes only shared or local" {
 	pop3_session -F nfs -- "USER alice"
 	[ "$status" -eq 2 ]

@@ -12,7 +12,7 @@ PAM_MATRIX_MOD="$(find /usr/lib /usr/lib64 -name pam_matrix.so -path '*pam_wrapp
 
 # Makes $T (a world-traversable scratch directory), $T/mail (the spool, owned
 # by the user the handler runs as), a passdb and a PAM service "pop3", and
-# points $HANDLER at a copy of the handler in $T/bin.
+# points $HANDLER at a copy of the handler (and its keeper) in $T/bin.
 pop3_setup() {
 	T="$(mktemp -d /tmp/pop3-test.XXXXXX)"
 	chmod 755 "$T"
@@ -20,7 +20,10 @@ pop3_setup() {
 	# The user a test runs the handler as (nobody, or one the test makes) may
 	# not reach the checkout: a clone in root's mode-700 home is where a new
 	# user on Debian has it. A copy in $T, under the same name, it can.
+	# The dotlock keeper's program goes with it, where it was built beside it.
 	cp "$HANDLER" "$T/bin/"
+	[ ! -e "${HANDLER%/*}/pop3-handler-keeper" ] ||
+		cp "${HANDLER%/*}/pop3-handler-keeper" "$T/bin/"
 	HANDLER="$T/bin/${HANDLER##*/}"
 	chmod 755 "$HANDLER"
 	cat > "$T/passdb" <<-EOF

@@ -7,6 +7,7 @@ TOP="$(cd "$BATS_TEST_DIRNAME/.." && pwd)"
 
 # What make install puts under DESTDIR (PREFIX /usr/local), with modes.
 EXPECTED="usr/local/sbin/pop3-handler 755
+usr/local/sbin/pop3-handler-keeper 755
 usr/local/share/doc/pop3-handler/examples/fail2ban/filter.d/pop3-handler.conf 644
 usr/local/share/doc/pop3-handler/examples/fail2ban/jail.d/pop3-handler.conf 644
 usr/local/share/doc/pop3-handler/examples/pam.d/pop3 644
@@ -15,6 +16,7 @@ usr/local/share/doc/pop3-handler/examples/stunnel/pop3s.conf 644
 usr/local/share/doc/pop3-handler/examples/systemd/pop3.socket 644
 usr/local/share/doc/pop3-handler/examples/systemd/pop3@.service 644
 usr/local/share/doc/pop3-handler/examples/xinetd.d/pop3 644
+usr/local/share/man/man8/pop3-handler-keeper.8 644
 usr/local/share/man/man8/pop3-handler.8 644"
 
 setup() {
@@ -25,7 +27,7 @@ teardown() {
 	rm -rf "$D"
 }
 
-@test "make install DESTDIR puts the binary, the man page and every example under DESTDIR, unchanged" {
+@test "make install DESTDIR puts the binary and its keeper, the man pages and every example under DESTDIR, unchanged" {
 	run make -s -C "$TOP" install DESTDIR="$D"
 	echo "$output"
 	[ "$status" -eq 0 ]
@@ -35,7 +37,9 @@ teardown() {
 	# Nothing but directories and those files.
 	[ -z "$(find "$D" ! -type f ! -type d)" ]
 	cmp "$TOP/pop3-handler" "$D/usr/local/sbin/pop3-handler"
+	cmp "$TOP/pop3-handler-keeper" "$D/usr/local/sbin/pop3-handler-keeper"
 	cmp "$TOP/pop3-handler.8" "$D/usr/local/share/man/man8/pop3-handler.8"
+	cmp "$TOP/pop3-handler-keeper.8" "$D/usr/local/share/man/man8/pop3-handler-keeper.8"
 	local f
 	for f in pam.d/pop3 xinetd.d/pop3 systemd/pop3.socket systemd/pop3@.service \
 		stunnel/pop3s.conf stunnel/pop3-stls.conf \
@@ -65,11 +69,18 @@ teardown() {
 	[ ! -e "$D/usr/local/share/doc/pop3-handler" ]
 }
 
-@test "groff -ww finds nothing to warn about in pop3-handler.8" {
-	run groff -ww -man -z "$TOP/pop3-handler.8"
-	echo "$output"
-	[ "$status" -eq 0 ]
-	[ -z "$output" ]
+@test "groff -ww and man --warnings find nothing to warn about in pop3-handler.8 and pop3-handler-keeper.8" {
+	local page
+	for page in pop3-handler.8 pop3-handler-keeper.8; do
+		run groff -ww -man -z "$TOP/$page"
+		echo "$page: $output"
+		[ "$status" -eq 0 ]
+		[ -z "$output" ]
+		LC_ALL=C.UTF-8 MANROFFSEQ='' MANWIDTH=80 \
+			man --warnings -E UTF-8 -l -Tutf8 -Z "$TOP/$page" > "$D/page" 2> "$D/warnings"
+		cat "$D/warnings"
+		[ ! -s "$D/warnings" ]
+	done
 }
 
 @test "man -l renders pop3-handler.8 without a warning, EXAMPLES naming every deployment file" {
@@ -91,7 +102,7 @@ teardown() {
 
 # The binary the suite runs is the one make builds; readelf (binutils, which
 # comes with gcc) reads what Debian's hardening-check looks for.
-@test "the built binary is hardened: PIE, full RELRO, stack protector, fortified calls, CET marks on x86" {
+@test "the built binaries are hardened: PIE, full RELRO, stack protector, fortified calls, CET marks on x86" {
 	local bin="$TOP/pop3-handler"
 	readelf -hW "$bin" > "$D/header"
 	readelf -lW "$bin" > "$D/segments"
@@ -104,6 +115,19 @@ teardown() {
 	grep -q ' U __stack_chk_fail' "$D/symbols"
 	grep -q ' U __memcpy_chk' "$D/symbols"
 	grep -q ' U __snprintf_chk' "$D/symbols"
+	# The keeper's program: a static PIE, full RELRO, no library, no loader.
+	bin="$TOP/pop3-handler-keeper"
+	readelf -hW "$bin" | grep -q 'Type: *DYN'
+	readelf -lW "$bin" > "$D/segments"
+	readelf -dW "$bin" > "$D/dynamic"
+	grep -q 'GNU_RELRO' "$D/segments"
+	! grep -q 'INTERP' "$D/segments" || false
+	grep -Eq 'FLAGS_1\).*NOW' "$D/dynamic"
+	grep -Eq 'FLAGS_1\).*PIE' "$D/dynamic"
+	! grep -q 'NEEDED' "$D/dynamic" || false
+	# (static: its calls to the checked functions are linked in)
+	nm "$bin" | grep -q ' T __stack_chk_fail$'
+	nm "$bin" | grep -q ' T __snprintf_chk$'
 	# Debian 12's own start files carry no CET marks, so the linked binary
 	# has none to show; each of our objects must carry them.
 	if grep -q 'Machine: *Advanced Micro Devices X86-64' "$D/header"; then
