@@ -40,6 +40,7 @@
 #include "params.h"
 
 static int keeper = -1;		/* our end of the keeper's socket */
+static int program = -1;	/* the keeper's program, to run at the login */
 static pid_t keeper_pid;
 static char *kept;		/* the lock it keeps */
 static enum dotlock_share share = DOTLOCK_DETECT;
@@ -210,30 +211,19 @@ void dotlock_serve(int fd)
 }
 
 /*
- * Starts the keeper's own program, KEEPER_NAME beside ours, with the socket
- * fd on KEEPER_FD and an empty environment; of our other descriptors only
- * the client's are not close-on-exec, and it closes them first (as the
- * forked copy does, dotlock_serve). It is a small static program, so the keeper holds a few
- * pages of its own instead of the originals of every page of ours that the
- * session writes later (README, "Memory"), and it is spawned without a
- * copy of us (vfork). Root runs it, so it must be a regular file of root's
- * that no one else may write, as ours is. Returns its pid, or -1 when it
- * cannot be run (logged, unless it is not there).
+ * The keeper's own program, KEEPER_NAME beside ours, opened for
+ * dotlock_keeper to run. Root runs it, so it must be a regular file of
+ * root's that no one else may write, as ours is. Returns its descriptor
+ * (close-on-exec, never KEEPER_FD), or -1 when it is not there or fails the
+ * check (logged).
  */
-static pid_t spawn_keeper(int fd)
+static int keeper_program(void)
 {
-	static char *const argv[] = { KEEPER_NAME, NULL }, *const envp[] = {
-		NULL
-	};
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	char path[PATH_MAX], exe_path[sizeof("/proc/self/fd/") + 12];
+	char path[PATH_MAX];
 	struct stat st;
-	sigset_t none;
 	ssize_t n;
 	char *slash;
-	pid_t pid = -1;
-	int exe, err;
+	int exe;
 
 	n = readlink("/proc/self/exe", path, sizeof(path) -
 	    sizeof(KEEPER_NAME));
@@ -252,15 +242,34 @@ static pid_t spawn_keeper(int fd)
 		close(exe);
 		return -1;
 	}
-	if (exe == KEEPER_FD) {	/* the dup2 below would replace it */
+	if (exe == KEEPER_FD) {	/* the dup2 of the spawn would replace it */
 		int moved = fcntl(exe, F_DUPFD_CLOEXEC, KEEPER_FD + 1);
 
 		close(exe);
-		if ((exe = moved) < 0)
-			return -1;
+		exe = moved;
 	}
-	/* The file we checked, by its descriptor, as fexecve does. */
-	snprintf(exe_path, sizeof(exe_path), "/proc/self/fd/%d", exe);
+	return exe;
+}
+
+/*
+ * Runs the program open on exe (by its descriptor, as fexecve does) with
+ * the socket fd on KEEPER_FD and an empty environment, spawned without a
+ * copy of us (vfork); of our other descriptors only the client's are not
+ * close-on-exec, and it closes them first. Returns its pid, or -1 (logged).
+ */
+static pid_t keeper_spawn(int exe, int fd)
+{
+	static char *const argv[] = { KEEPER_NAME, NULL }, *const envp[] = {
+		NULL
+	};
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	char path[sizeof("/proc/self/fd/") + 12];
+	sigset_t none;
+	pid_t pid = -1;
+	int err;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", exe);
 	sigemptyset(&none);
 	if ((err = posix_spawn_file_actions_init(&fa)) == 0) {
 		if ((err = posix_spawnattr_init(&attr)) == 0) {
@@ -269,34 +278,39 @@ static pid_t spawn_keeper(int fd)
 			    !(err = posix_spawnattr_setflags(&attr,
 			    POSIX_SPAWN_SETSIGMASK)) &&
 			    !(err = posix_spawnattr_setsigmask(&attr, &none)))
-				err = posix_spawn(&pid, exe_path, &fa, &attr,
-				    argv, envp);
+				err = posix_spawn(&pid, path, &fa, &attr, argv,
+				    envp);
 			posix_spawnattr_destroy(&attr);
 		}
 		posix_spawn_file_actions_destroy(&fa);
 	}
-	close(exe);
 	if (err) {
 		errno = err;
-		syslog(LOG_ERR, "dotlock keeper: %s: %m", path);
+		syslog(LOG_ERR, "dotlock keeper: " KEEPER_NAME ": %m");
 		return -1;
 	}
 	return pid;
 }
 
+/*
+ * The keeper's program is found now and run at the login that needs it
+ * (dotlock_keeper): a failed login, or a spool that needs no helper, costs
+ * no process. Without the program, the keeper is a copy of us, forked now
+ * while we are small (it holds the originals of every page that we write
+ * later), to wait for the login.
+ */
 int dotlock_standby(void)
 {
 	int sv[2];
 	pid_t pid;
 
-	if (geteuid() != 0)
+	if (geteuid() != 0 || (program = keeper_program()) >= 0)
 		return 0;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) {
 		syslog(LOG_ERR, "dotlock keeper: socketpair: %m");
 		return -1;
 	}
-	/* Without its program, a copy of us, forked while we are small. */
-	if ((pid = spawn_keeper(sv[1])) < 0 && (pid = fork()) < 0) {
+	if ((pid = fork()) < 0) {
 		syslog(LOG_ERR, "dotlock keeper: fork: %m");
 		close(sv[0]);
 		close(sv[1]);
@@ -315,6 +329,32 @@ void dotlock_forget(void)
 	if (keeper >= 0)
 		close(keeper);
 	keeper = -1;
+	if (program >= 0)
+		close(program);
+	program = -1;
+}
+
+/* Runs the keeper's program for the login. Returns 0, or -1 (logged). */
+static int keeper_start(void)
+{
+	int sv[2];
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv)) {
+		syslog(LOG_ERR, "dotlock keeper: socketpair: %m");
+		return -1;
+	}
+	pid = keeper_spawn(program, sv[1]);
+	close(sv[1]);
+	close(program);
+	program = -1;
+	if (pid < 0) {
+		close(sv[0]);
+		return -1;
+	}
+	keeper = sv[0];
+	keeper_pid = pid;
+	return 0;
 }
 
 /* Ends the keeper and waits for it. */
@@ -333,7 +373,7 @@ int dotlock_keeper(const char *path, uid_t uid)
 	struct order o;
 
 	memset(&o, 0, sizeof(o));
-	if (keeper < 0 || !base || base == path ||
+	if ((keeper < 0 && program < 0) || !base || base == path ||
 	    (size_t)(base - path) >= sizeof(o.dir) ||
 	    strlen(base + 1) >= sizeof(o.base))
 		goto none;
@@ -352,6 +392,8 @@ int dotlock_keeper(const char *path, uid_t uid)
 	o.share = share;
 	o.dev = dir.st_dev;
 	o.ino = dir.st_ino;
+	if (keeper < 0 && keeper_start())
+		return -1;
 	if (!(kept = malloc(strlen(path) + sizeof(".lock"))) ||
 	    send(keeper, &o, sizeof(o), MSG_NOSIGNAL) != sizeof(o)) {
 		syslog(LOG_ERR, "dotlock keeper: cannot start it: %m");
@@ -367,6 +409,7 @@ int dotlock_keeper(const char *path, uid_t uid)
 none:
 	if (keeper >= 0)	/* the keeper waiting is not needed */
 		keeper_end();
+	dotlock_forget();	/* nor its program */
 	return 0;
 }
 

@@ -17,11 +17,11 @@ enum dotlock_share { DOTLOCK_DETECT, DOTLOCK_LOCAL, DOTLOCK_SHARED };
 /* Sets how, for every lock made from then on, before dotlock_keeper. */
 void dotlock_set_share(enum dotlock_share how);
 
-/* As root, before PAM and the pre-auth child: starts the keeper, its own
- * program KEEPER_NAME from beside us (or, where that is not there or not
- * root's alone, a copy of the process while it is still small), to wait for
- * dotlock_keeper. Returns 0 (also when not root: no keeper), or -1
- * (logged). */
+/* As root, before PAM and the pre-auth child: opens the keeper's own
+ * program, KEEPER_NAME beside us, for dotlock_keeper to run; where that is
+ * not there or not root's alone, forks the keeper, a copy of the process
+ * while it is still small, to wait for dotlock_keeper. Returns 0 (also when
+ * not root: no keeper), or -1 (logged). */
 int dotlock_standby(void);
 
 /* The keeper's own program, which dotlock_standby runs from beside ours,
@@ -35,15 +35,15 @@ int dotlock_standby(void);
 void dotlock_serve(int fd) __attribute__((noreturn));
 
 /* In a child that is not to reach the keeper (the pre-auth one): closes our
- * end of its socket. */
+ * end of its socket, or its program. */
 void dotlock_forget(void);
 
 /* As root, before the drop to uid: if only the group that liblockfile's
- * helper runs as may make locks next to the mailbox at path, tells the
- * keeper to become uid with that group, for path's dotlock; else lets it
- * go. Returns 1 when it runs, 0 when it is not needed (or there is none),
- * -1 when it could not start (logged): liblockfile's own helper serves
- * then. */
+ * helper runs as may make locks next to the mailbox at path, starts the
+ * keeper's program (or takes the copy waiting) and tells it to become uid
+ * with that group, for path's dotlock; else lets it go. Returns 1 when it
+ * runs, 0 when it is not needed (or there is none), -1 when it could not
+ * start (logged): liblockfile's own helper serves then. */
 int dotlock_keeper(const char *path, uid_t uid);
 
 /* Creates the dotlock name (retrying only as lockfile_create does for 0

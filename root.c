@@ -312,8 +312,9 @@ int root_parent(struct session *s)
 	int fd, got;
 	pid_t pid;
 
-	/* The keeper first, while this process is small: it holds the
-	 * copy of every page that we write later (see dotlock.c). */
+	/* The keeper's program found for the login, or without it the
+	 * keeper forked now, while this process is small: a copy holds the
+	 * original of every page that we write later (see dotlock.c). */
 	dotlock_standby();
 	if ((pid = privsep_fork(&fd)) < 0)
 		return 1;

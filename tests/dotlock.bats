@@ -213,6 +213,26 @@ traced() {
 	[ ! -e "/var/mail/$U.lock" ]
 }
 
+@test "as root, the keeper's program is run only for a login whose spool needs it: not for a failed one, nor a spool of the user's" {
+	[ "$(id -u)" = 0 ] || skip "needs root: makes a system user and a /var/mail spool"
+	command -v strace >/dev/null || skip "strace is not installed"
+	as_root
+	printf 'USER %s\r\nPASS wrong\r\nQUIT\r\n' "$U" > "$R/in"
+	traced
+	[[ "${lines[2]}" == "-ERR [AUTH]"* ]] || { echo "$output"; false; }
+	[ "$(grep -c execve "$R/trace")" = 1 ]
+	# A mailbox in a directory the user may write needs no helper.
+	printf 'USER %s\r\nPASS %s\r\nSTAT\r\nQUIT\r\n' "$U" "$(cat "$R/pass")" > "$R/in"
+	mkdir "$R/own"
+	cp "$R/spool.orig" "$R/own/$U"
+	chown -R "$U" "$R/own"
+	OPTS+=(-m "$R/own/%u")
+	traced
+	[[ "${lines[2]}" == "+OK maildrop has 3 messages"* ]] || { echo "$output"; cat "$R/err"; false; }
+	[ "$(grep -c execve "$R/trace")" = 1 ]
+	! grep -q "dotlock keeper" "$R/err" || false
+}
+
 @test "as root, without its program beside the handler the keeper is a copy of the handler, and the session is the same" {
 	[ "$(id -u)" = 0 ] || skip "needs root: makes a system user and a /var/mail spool"
 	command -v strace >/dev/null || skip "strace is not installed"
