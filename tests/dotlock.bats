@@ -186,6 +186,14 @@ dotlock() {
 	[ ! -e "/var/mail/$U.lock" ]
 }
 
+# as_root_traced: as_root, for a test that runs the session under strace; skips
+# without root or strace.
+as_root_traced() {
+	[ "$(id -u)" = 0 ] || skip "needs root: makes a system user and a /var/mail spool"
+	command -v strace >/dev/null || skip "strace is not installed"
+	as_root
+}
+
 # traced [HANDLER]: root_session under strace -f (processes, files, links);
 # leaves the trace in $R/trace and in $keeper the pid that made the lock.
 traced() {
@@ -199,9 +207,7 @@ traced() {
 }
 
 @test "as root, the keeper is its own static program from beside the handler: it loads no library and makes the lock" {
-	[ "$(id -u)" = 0 ] || skip "needs root: makes a system user and a /var/mail spool"
-	command -v strace >/dev/null || skip "strace is not installed"
-	as_root
+	as_root_traced
 	traced
 	[[ "${lines[2]}" == "+OK maildrop has 3 messages"* ]] || { echo "$output"; cat "$R/err"; false; }
 	grep -q "dotlock keeper for /var/mail/$U.lock" "$R/err"
@@ -214,9 +220,7 @@ traced() {
 }
 
 @test "as root, the keeper's program is run only for a login whose spool needs it: not for a failed one, nor a spool of the user's" {
-	[ "$(id -u)" = 0 ] || skip "needs root: makes a system user and a /var/mail spool"
-	command -v strace >/dev/null || skip "strace is not installed"
-	as_root
+	as_root_traced
 	printf 'USER %s\r\nPASS wrong\r\nQUIT\r\n' "$U" > "$R/in"
 	traced
 	[[ "${lines[2]}" == "-ERR [AUTH]"* ]] || { echo "$output"; false; }
@@ -234,9 +238,7 @@ traced() {
 }
 
 @test "as root, without its program beside the handler the keeper is a copy of the handler, and the session is the same" {
-	[ "$(id -u)" = 0 ] || skip "needs root: makes a system user and a /var/mail spool"
-	command -v strace >/dev/null || skip "strace is not installed"
-	as_root
+	as_root_traced
 	mkdir "$R/alone"
 	cp "$HANDLER" "$R/alone/pop3-handler"
 	traced "$R/alone/pop3-handler"
@@ -248,9 +250,7 @@ traced() {
 }
 
 @test "as root, a keeper program that others may write is not run: it is logged, and a copy keeps the lock" {
-	[ "$(id -u)" = 0 ] || skip "needs root: makes a system user and a /var/mail spool"
-	command -v strace >/dev/null || skip "strace is not installed"
-	as_root
+	as_root_traced
 	mkdir "$R/gw"
 	cp "$HANDLER" "$R/gw/pop3-handler"
 	cp "$(dirname "$HANDLER")/pop3-handler-keeper" "$R/gw/"
@@ -280,9 +280,7 @@ traced() {
 }
 
 @test "as root, -F shared: the keeper holding a lock without a pid wakes every 60 s to touch it" {
-	[ "$(id -u)" = 0 ] || skip "needs root: makes a system user and a /var/mail spool"
-	command -v strace >/dev/null || skip "strace is not installed"
-	as_root
+	as_root_traced
 	# The keeper's wait on its socket while it holds the lock: a minute,
 	# not for ever (the touch itself is what the test above sees happen).
 	strace -f -qq -o "$R/trace" -e trace=poll,openat,unlink -e signal=none \
@@ -294,9 +292,7 @@ traced() {
 }
 
 @test "as root, -F shared: when the keeper's minute runs out it touches the lock, and goes on holding it" {
-	[ "$(id -u)" = 0 ] || skip "needs root: makes a system user and a /var/mail spool"
-	command -v strace >/dev/null || skip "strace is not installed"
-	as_root
+	as_root_traced
 	# Each process's second poll returns at once, as if its time ran out:
 	# the keeper's is its wait for 'U' with the lock held; the root
 	# parent's a short wait it repeats; the pre-auth child reads the
