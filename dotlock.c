@@ -3,13 +3,14 @@
  * when it may write there, and otherwise runs its set-group-ID helper,
  * dotlockfile, once to lock and once to unlock: a fork and an exec each, a
  * session's largest fixed cost after PAM. Started as root, we start one
- * small process instead, before PAM: its own static program (keeper.c) where
- * it is installed beside us, else a copy of us forked while we are small. It
- * waits until the user is known and then has the user's uid and only the
- * helper's group: it makes and removes that one lock on request, over a
- * socket, with the checks dotlockfile makes (the mailbox a regular file of
- * the user's, in the directory it started in). It parses nothing of the
- * client's, and goes when the session does, taking its lock with it.
+ * small process instead: its own static program (keeper.c), run at a login
+ * that needs it where it is installed beside us, else a copy of us forked
+ * before PAM while we are small, to wait until the user is known. It then
+ * has the user's uid and only the helper's group: it makes and removes that
+ * one lock on request, over a socket, with the checks dotlockfile makes (the
+ * mailbox a regular file of the user's, in the directory it started in). It
+ * parses nothing of the client's, and goes when the session does, taking its
+ * lock with it.
  *
  * Where the spool is on a file system other hosts share, the pid in a lock
  * may be a live process on another host: liblockfile's manual forbids L_PID

@@ -1,11 +1,11 @@
 /*
  * pop3-handler-keeper: the dotlock keeper (dotlock.c) as a program of its
- * own. pop3-handler, started as root, forks and runs it from beside itself
- * before PAM, with the keeper's socket on KEEPER_FD. Linked statically and
- * holding only the keeper's code, it costs an idle session a few pages of
- * its own, where a forked copy of the handler kept the originals of every
- * page that the session wrote later. It is started as root and waits for
- * the user; it is of no use to run by hand.
+ * own. pop3-handler, started as root, runs it from beside itself at a login
+ * whose spool needs it, with the keeper's socket on KEEPER_FD. Linked
+ * statically and holding only the keeper's code, it costs an idle session a
+ * few pages of its own, where a forked copy of the handler kept the
+ * originals of every page that the session wrote later. It is started as
+ * root and told the user at once; it is of no use to run by hand.
  */
 #include <stdio.h>
 #include <sys/prctl.h>
