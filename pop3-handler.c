@@ -10,6 +10,7 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,7 +133,7 @@ static int uidl_scheme(const char *arg, struct uidl_scheme *ids)
 	return 0;
 }
 
-static void usage(void)
+static void __attribute__((noreturn)) usage(void)
 {
 	fprintf(stderr, "usage: " POP3_NAME " [-1dAPSTV] [-s service] "
 	    "[-m mailbox-template] [-D state-template] [-a apop-secrets] "
@@ -146,6 +147,21 @@ static void usage(void)
 	    "       " POP3_NAME " [-i scheme] -M mailbox    (its UIDL listing)"
 	    "\n");
 	exit(2);
+}
+
+/* An option's value that is wrong: says which and what it takes, then the
+ * usage. */
+static void __attribute__((noreturn, format(printf, 3, 4)))
+bad_value(int c, const char *arg, const char *want, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, POP3_NAME ": -%c %s: ", c, arg);
+	va_start(ap, want);
+	vfprintf(stderr, want, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	usage();
 }
 
 /*
@@ -183,7 +199,9 @@ static int options(int argc, char **argv)
 		switch (c) {
 		case 'i':
 			if (uidl_scheme(optarg, &opt.ids))
-				usage();
+				bad_value(c, optarg, "native, xuidl, popa3d, "
+				    "dovecot, dovecot:FORMAT (one we can "
+				    "print as Dovecot would) or uw");
 			break;
 		case 'M':
 			opt.list_mailbox = optarg;
@@ -203,7 +221,7 @@ static int options(int argc, char **argv)
 			else if (!strcmp(optarg, "local"))
 				dotlock_set_share(DOTLOCK_LOCAL);
 			else
-				usage();
+				bad_value(c, optarg, "shared or local");
 			break;
 		case 'v':
 			opt.vusers_file = optarg;
@@ -216,18 +234,19 @@ static int options(int argc, char **argv)
 			break;
 		case 'e':
 			if (parse_number(optarg, 1000000, &v))
-				usage();
+				bad_value(c, optarg, "days, 0 to 1000000");
 			opt.expire = v;
 			break;
 		case 'l':
 			if (parse_number(optarg, 1000000, &v))
-				usage();
+				bad_value(c, optarg, "seconds, 0 to 1000000");
 			opt.login_delay = v;
 			break;
 		case 'L':
 			if (parse_number(optarg, MAX_LOGIN_TIMEOUT, &v) ||
 			    v < 1)
-				usage();
+				bad_value(c, optarg, "seconds, 1 to %d",
+				    MAX_LOGIN_TIMEOUT);
 			opt.login_timeout = v;
 			break;
 		case 'T':
@@ -235,11 +254,14 @@ static int options(int argc, char **argv)
 			break;
 		case 'W':
 			if (workarounds(optarg))
-				usage();
+				bad_value(c, optarg, "outlook-no-nuls, "
+				    "oe-ns-eoh, or both with a comma");
 			break;
 		case 'X':
 			if (proxy_trusted(optarg, "127.0.0.1") < 0)
-				usage();
+				bad_value(c, optarg, "IPv4 or IPv6 addresses, "
+				    "each with an optional /prefix, "
+				    "comma-separated");
 			proxies = optarg;
 			break;
 		case 'd':
@@ -262,7 +284,7 @@ static int options(int argc, char **argv)
 			break;
 		case 't':
 			if (parse_number(optarg, 86400, &v) || v < 1)
-				usage();
+				bad_value(c, optarg, "seconds, 1 to 86400");
 			opt.timeout = v;
 			break;
 		case 'V':
@@ -276,23 +298,37 @@ static int options(int argc, char **argv)
 
 /*
  * The options together: -v wants a per-user -D and no -a, -U wants -v, the
- * templates only %u, %h and %%. Returns 0, or -1 when the usage is wrong.
+ * templates only %u, %h and %%, and no operand is taken. Returns 0, or -1
+ * when the usage is wrong (what is wrong said on stderr).
  */
-static int options_ok(int argc, int hash)
+static int options_ok(int argc, char **argv)
 {
+	const char *why = NULL;
+
 	if (opt.vusers_file && !strcmp(opt.state_template, DEFAULT_STATE))
 		opt.state_template = DEFAULT_VSTATE;
-	if (opt.vusers_file && (opt.apop_file ||
+	if (optind != argc)
+		fprintf(stderr, POP3_NAME ": %s: no operand is taken\n",
+		    argv[optind]);
+	else if (!template_ok(opt.mailbox_template))
+		why = "-m";
+	else if (!template_ok(opt.state_template))
+		why = "-D";
+	else if (!*opt.pam_service)
+		fprintf(stderr, POP3_NAME ": -s: the PAM service is empty\n");
+	else if (opt.vusers_file && (opt.apop_file ||
 	    !template_has_user(opt.state_template)))
 		fprintf(stderr, POP3_NAME ": -v takes no -a, and a -D that "
 		    "names %%u\n");
-	if (optind != argc || !template_ok(opt.mailbox_template) ||
-	    !template_ok(opt.state_template) || !*opt.pam_service || hash ||
-	    (opt.vusers_file && (opt.apop_file ||
-	    !template_has_user(opt.state_template))) ||
-	    (opt.vusers_account && !opt.vusers_file))
-		return -1;
-	return 0;
+	else if (opt.vusers_account && !opt.vusers_file)
+		fprintf(stderr, POP3_NAME ": -U is for -v\n");
+	else
+		return 0;
+	if (why)
+		fprintf(stderr, POP3_NAME ": %s %s: a template takes only %%u, "
+		    "%%h and %%%%\n", why, why[1] == 'm' ?
+		    opt.mailbox_template : opt.state_template);
+	return -1;
 }
 
 /*
@@ -360,7 +396,7 @@ int main(int argc, char **argv)
 		return 0;
 	if (hash && optind == argc)
 		return vusers_hash(stdin, stdout) ? 1 : 0;
-	if (options_ok(argc, hash))
+	if (options_ok(argc, argv))
 		usage();
 	if (opt.list_mailbox)
 		logopt |= LOG_PERROR;	/* the admin reads why */

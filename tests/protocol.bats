@@ -105,6 +105,33 @@ secrets() {
 	[ "$status" -eq 2 ]
 }
 
+@test "a bad option says which and what it takes, on stderr, before the usage, with nothing on stdout" {
+	: > "$T/in"
+	local a want
+	while IFS='|' read -r a want; do
+		# shellcheck disable=SC2086
+		pop3_run $a
+		[ "$status" -eq 2 ] || { echo "$a: exit $status"; false; }
+		[ "$(head -n 1 "$T/err")" = "pop3-handler: $want" ] ||
+			{ echo "$a:"; cat "$T/err"; false; }
+		grep -q '^usage: pop3-handler ' "$T/err"
+		[ ! -s "$T/out" ]
+	done <<-'EOF'
+	-t abc|-t abc: seconds, 1 to 86400
+	-t 86401|-t 86401: seconds, 1 to 86400
+	-L 0|-L 0: seconds, 1 to 3600
+	-l 1x|-l 1x: seconds, 0 to 1000000
+	-e -1|-e -1: days, 0 to 1000000
+	-F nfs|-F nfs: shared or local
+	-W outlook|-W outlook: outlook-no-nuls, oe-ns-eoh, or both with a comma
+	-X 10.0.0.0/33|-X 10.0.0.0/33: IPv4 or IPv6 addresses, each with an optional /prefix, comma-separated
+	-i bogus|-i bogus: native, xuidl, popa3d, dovecot, dovecot:FORMAT (one we can print as Dovecot would) or uw
+	-s x -m /var/mail/%x|-m /var/mail/%x: a template takes only %u, %h and %%
+	-U someone|-U is for -v
+	stray|stray: no operand is taken
+	EOF
+}
+
 # --- AUTHORIZATION ------------------------------------------------------
 
 @test "USER then PASS logs in and reports the maildrop" {
