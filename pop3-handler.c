@@ -164,6 +164,17 @@ bad_value(int c, const char *arg, const char *want, ...)
 	usage();
 }
 
+/* The number optarg of -c, from min to max (in units), or a usage error. */
+static unsigned long long number(int c, unsigned long long min,
+    unsigned long long max, const char *units)
+{
+	unsigned long long v;
+
+	if (parse_number(optarg, max, &v) || v < min)
+		bad_value(c, optarg, "%s, %llu to %llu", units, min, max);
+	return v;
+}
+
 /*
  * No core dump from the start, and as root not dumpable either (no ptrace
  * but by CAP_SYS_PTRACE, /proc/PID's files root's): the root parent holds
@@ -191,7 +202,6 @@ static int no_dumps(void)
  */
 static int options(int argc, char **argv)
 {
-	unsigned long long v;
 	int c, hash = 0;
 
 	while ((c = getopt(argc, argv,
@@ -233,21 +243,14 @@ static int options(int argc, char **argv)
 			opt.one_session = 1;
 			break;
 		case 'e':
-			if (parse_number(optarg, 1000000, &v))
-				bad_value(c, optarg, "days, 0 to 1000000");
-			opt.expire = v;
+			opt.expire = number(c, 0, 1000000, "days");
 			break;
 		case 'l':
-			if (parse_number(optarg, 1000000, &v))
-				bad_value(c, optarg, "seconds, 0 to 1000000");
-			opt.login_delay = v;
+			opt.login_delay = number(c, 0, 1000000, "seconds");
 			break;
 		case 'L':
-			if (parse_number(optarg, MAX_LOGIN_TIMEOUT, &v) ||
-			    v < 1)
-				bad_value(c, optarg, "seconds, 1 to %d",
-				    MAX_LOGIN_TIMEOUT);
-			opt.login_timeout = v;
+			opt.login_timeout = number(c, 1, MAX_LOGIN_TIMEOUT,
+			    "seconds");
 			break;
 		case 'T':
 			opt.no_top = 1;
@@ -283,9 +286,7 @@ static int options(int argc, char **argv)
 			opt.mailbox_template = optarg;
 			break;
 		case 't':
-			if (parse_number(optarg, 86400, &v) || v < 1)
-				bad_value(c, optarg, "seconds, 1 to 86400");
-			opt.timeout = v;
+			opt.timeout = number(c, 1, 86400, "seconds");
 			break;
 		case 'V':
 			puts(POP3_NAME " " POP3_VERSION);
